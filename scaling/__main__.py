@@ -1,0 +1,5 @@
+import sys
+
+from scaling.cli.main import main
+
+sys.exit(main())

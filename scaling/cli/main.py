@@ -1,0 +1,66 @@
+"""The `scaling` command. Thin: it parses arguments and calls into the library.
+
+Each subcommand lives in its own module under `scaling.cli` and exposes
+`register(subparsers)`, which adds its parser and sets `func` to the function that runs it.
+Modules are imported lazily-enough (only argparse at import time) so `scaling --help` is fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from scaling.errors import RunFailed, UserError
+
+# Order is the order shown by `scaling --help`.
+COMMAND_MODULES = ["demo", "train", "rl", "eval", "sweep", "fit", "plot", "compare", "flops"]
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse prints usage + error over several lines; the CLI contract is one line, exit 2."""
+
+    def error(self, message):  # noqa: D102
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineArgumentParser(
+        prog="scaling",
+        description="A JAX scaling-law lab: train sweeps of dense/MoE decoders (pretraining and RLVR), "
+        "fit scaling laws, and plot them.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineArgumentParser)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"scaling.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"scaling.cli.{name}":
+                continue  # command not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        code = args.func(args)
+    except UserError as e:
+        print(f"scaling {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except RunFailed as e:
+        print(f"scaling {args.command}: run failed: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"scaling {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

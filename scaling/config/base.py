@@ -1,0 +1,105 @@
+"""Shared machinery for typed configs: strict pydantic models, safe YAML loading, --set overrides.
+
+Every config object in the lab derives from `StrictModel`: unknown keys and wrong types are refused
+before anything is built. `load_config` turns any validation problem into a `UserError` whose one-line
+message names the offending field (e.g. `model.n_heads: width 100 is not divisible by 3 heads`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from scaling.errors import UserError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Refuses unknown keys; validates on assignment; immutable-by-convention (use model_copy)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Safe-load a YAML mapping; a missing file or bad YAML is a UserError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{where} invalid YAML ({getattr(e, 'problem', e)})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Apply `a.b=c` overrides; values are parsed as YAML scalars (`1e-3`, `true`, `[1, 2]`)."""
+    data = _deep_copy(data)
+    for item in overrides or []:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. model.d_model=256")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        parts = key.strip().split(".")
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise UserError(f"--set {key}: {part} is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def _deep_copy(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _deep_copy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_deep_copy(v) for v in d]
+    return d
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """The first problem of a pydantic error as one line: `field.path: message`."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    msg = first["msg"]
+    for noise in ("Value error, ", "Assertion failed, "):
+        msg = msg.replace(noise, "")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    where = ".".join(p for p in (prefix, loc) if p)
+    # Cross-field validators report "field: reason"; attach their field to the location.
+    if ": " in msg and first["type"] == "value_error" and " " not in msg.split(": ", 1)[0]:
+        field, msg = msg.split(": ", 1)
+        where = ".".join(p for p in (where, field) if p)
+    return f"{where}: {msg}" if where else msg
+
+
+def validate(cls: type[T], data: dict[str, Any], source: str = "", prefix: str = "") -> T:
+    """Build `cls` from a dict, or raise a one-line UserError naming the file and field."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        line = format_validation_error(e, prefix)
+        raise UserError(f"{source}: {line}" if source else line) from None
+
+
+def load_config(cls: type[T], path: str | Path, overrides: list[str] | None = None) -> T:
+    """Read YAML, apply --set overrides, validate into `cls`."""
+    data = apply_overrides(read_yaml(path), overrides)
+    return validate(cls, data, source=str(path))

@@ -1,0 +1,57 @@
+"""`submit --dry-run`: the grid as a table, with wall times estimated from a short throughput probe."""
+from __future__ import annotations
+
+import sys
+
+from scaling.sweep.plan import Plan, PlannedRun, canonical_json, with_fields
+from scaling.sweep.progress import format_seconds
+
+
+def _speed_key(run: PlannedRun) -> str:
+    """Runs that differ only in tokens, seed or learning rate train at the same speed: probe once."""
+    c = run.config
+    return canonical_json({"model": c.model.model_dump(mode="json"), "mesh": c.mesh.model_dump(mode="json"),
+                           "seq_len": c.train.seq_len, "batch": c.train.batch_size, "accum": c.train.grad_accum,
+                           "data": c.data.source, "kind": run.kind})
+
+
+def probe_speeds(plan: Plan) -> dict[str, float]:
+    """tokens/s per distinct model shape; empty if the trainer's probe is not available."""
+    try:
+        from scaling.train.throughput import measure_tokens_per_s
+    except ImportError as e:
+        print(f"note: no throughput probe ({e}); wall times not estimated", file=sys.stderr)
+        return {}
+    speeds: dict[str, float] = {}
+    for run in plan.runs:
+        key = _speed_key(run)
+        if key not in speeds:
+            print(f"probing {run.model} ...", file=sys.stderr, flush=True)
+            cfg = with_fields(run.config, "train", fork_from=None, keep_steps=[])
+            speeds[key] = measure_tokens_per_s(cfg, steps=3)
+    return speeds
+
+
+def print_plan(plan: Plan, probe: bool = True, max_parallel: int = 1) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    speeds = probe_speeds(plan) if probe else {}
+    table = Table(title=f"{len(plan.runs)} runs (dry run: nothing written)", title_justify="left")
+    for col in ("run", "model", "N", "D", "C", "D/N", "steps", "fork", "est. wall"):
+        table.add_column(col, justify="left" if col in ("run", "model") else "right")
+    total = 0.0
+    for run in plan.runs:
+        speed = speeds.get(_speed_key(run))
+        wall = run.tokens * run.trained_steps / run.steps / speed if speed else None
+        total += wall or 0.0
+        fork = f"@{run.fork_step}" if run.fork_step else ("trunk" if run.role == "trunk" else "")
+        budget = run.budget if run.budget is not None else run.flops
+        table.add_row(run.name, run.model, f"{run.n:,}", f"{run.tokens:,}", f"{budget:.3g}", f"{run.tokens / run.n:.1f}",
+                      f"{run.steps:,}", fork, format_seconds(wall) if wall else "?")
+    console = Console(width=max(160, Console().width))
+    console.print(table)
+    print(f"N: active non-embedding parameters; C: budget in FLOPs ({plan.runs[0].flop_convention} convention)")
+    if speeds:
+        print(f"estimated wall time: {format_seconds(total)} of training on one slot, about "
+              f"{format_seconds(total / max_parallel)} with --max-parallel {max_parallel} (compile time not included)")

@@ -1,0 +1,62 @@
+"""Launch a sweep's runs on an executor, respecting dependencies (a wsd_forks branch needs its trunk)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from scaling.sweep.executors.task import RunTask
+from scaling.sweep.plan import PlannedRun
+from scaling.sweep.progress import Progress
+from scaling.sweep.registry import Registry
+
+FINAL = ("done", "failed", "diverged")
+
+
+def run_all(runs: list[PlannedRun], statuses: dict[str, str], executor, registry: Registry,
+            make_task: Callable[[PlannedRun], RunTask], progress: Progress) -> dict[str, str]:
+    """Run `runs` (the ones not already finished); `statuses` holds every run's current status and is
+    updated in place. Trunks go first, then the biggest runs, so the slowest work starts earliest."""
+    waiting = sorted(runs, key=lambda r: (r.role != "trunk", -r.flops_full * r.trained_steps / max(r.steps, 1)))
+    queued = {r.run_id for r in waiting}
+    in_flight: dict[object, PlannedRun] = {}
+    try:
+        while waiting or in_flight:
+            for run in list(waiting):
+                if len(in_flight) >= executor.capacity:
+                    break
+                blocker = _blocked_by(run, statuses, queued)
+                if blocker == "wait":
+                    continue
+                waiting.remove(run)
+                queued.discard(run.run_id)
+                if blocker:
+                    registry.update(run.run_id, status="failed", error=blocker)
+                    statuses[run.run_id] = "failed"
+                    progress.finished(run, "failed", registry.run(run.run_id))
+                    continue
+                in_flight[executor.submit(make_task(run))] = run
+                statuses[run.run_id] = "running"
+                progress.started(run)
+            for handle, status in executor.wait(list(in_flight), timeout=1.0) if in_flight else []:
+                run = in_flight.pop(handle)
+                row = registry.run(run.run_id)
+                if row and row["status"] == "running":  # the worker died before it could record the outcome
+                    registry.update(run.run_id, status="failed", error="the executor lost this run (worker crashed)")
+                    row = registry.run(run.run_id)
+                statuses[run.run_id] = row["status"] if row else status
+                progress.finished(run, statuses[run.run_id], row)
+            progress.refresh()
+    finally:
+        executor.close()
+    return statuses
+
+
+def _blocked_by(run: PlannedRun, statuses: dict[str, str], queued: set[str]) -> str | None:
+    """None: ready. 'wait': its trunk is queued or running. Otherwise why it can never run."""
+    if not run.depends_on:
+        return None
+    trunk = statuses.get(run.depends_on)
+    if trunk == "done":
+        return None
+    if run.depends_on in queued or trunk == "running":
+        return "wait"
+    return f"its trunk {run.depends_on} ended {trunk or 'missing'}"

@@ -1,0 +1,82 @@
+"""`scaling sweep status` (the grid as a table) and `scaling sweep export` (CSV for fits elsewhere)."""
+from __future__ import annotations
+
+import csv
+import socket
+from pathlib import Path
+
+from scaling.errors import UserError
+from scaling.sweep.progress import format_seconds
+from scaling.sweep.registry import CURVE_NAMES, RUN_NAMES, Registry
+
+
+def open_registry(sweep_dir: str | Path) -> Registry:
+    path = Path(sweep_dir) / "registry.sqlite"
+    if not path.is_file():
+        raise UserError(f"{sweep_dir}: not a sweep directory (no registry.sqlite)")
+    return Registry(path)
+
+
+def shown_status(row: dict) -> str:
+    """'running' rows whose trainer is gone (the submitter was killed) read 'interrupted'."""
+    if row["status"] == "running" and row.get("host") == socket.gethostname() and row.get("pid"):
+        if not Path(f"/proc/{row['pid']}").exists():
+            return "interrupted"
+    return row["status"]
+
+
+def print_status(sweep_dir: str | Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = open_registry(sweep_dir).runs()
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[shown_status(row)] = counts.get(shown_status(row), 0) + 1
+    title = f"{sweep_dir}: {len(rows)} runs, " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    table = Table(title=title, title_justify="left")
+    for col in ("run", "status", "N", "D", "C", "D/N", "FLOPs", "loss", "eval loss", "wall"):
+        table.add_column(col, justify="left" if col in ("run", "status") else "right")
+    for row in sorted(rows, key=lambda r: (r["budget"] or r["flops"] or 0, r["n_params_active_nonembedding"] or 0)):
+        n = row["n_params_active_nonembedding"] or row["n_params_nonembedding"] or 0
+        budget = row["budget"] if row["budget"] is not None else row["flops"]
+        status = shown_status(row)
+        if row.get("role") == "branch":
+            status += f" (fork @{row['fork_step']})"
+        table.add_row(row["name"] or row["run_id"], status, f"{n:,}", f"{row['tokens']:,}", _g(budget),
+                      f"{row['tokens'] / n:.1f}" if n else "", _g(row["flops"]), _f(row["loss"]),
+                      _f(row["eval_loss"]), format_seconds(row["wall_s"]) if row["wall_s"] else "")
+    Console(width=max(160, Console().width)).print(table)
+    failed = [r for r in rows if r["status"] == "failed" and r.get("error")]
+    for row in failed[:5]:
+        print(f"failed {row['name']}: {row['error']}")
+
+
+def _g(x) -> str:
+    return f"{x:.3g}" if x is not None else ""
+
+
+def _f(x) -> str:
+    return f"{x:.4f}" if x is not None else ""
+
+
+def export_csv(sweep_dir: str | Path, csv_path: str | Path, curves_path: str | Path | None = None) -> tuple[int, int]:
+    """One CSV row per run (the registry's columns, minus config_json); optionally the eval curves."""
+    registry = open_registry(sweep_dir)
+    columns = [c for c in RUN_NAMES if c != "config_json"]
+    rows = registry.runs()
+    _write_csv(Path(csv_path), columns, rows)
+    n_points = 0
+    if curves_path is not None:
+        points = registry.curves()
+        _write_csv(Path(curves_path), CURVE_NAMES, points)
+        n_points = len(points)
+    return len(rows), n_points
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
