@@ -100,6 +100,7 @@ class MeshConfig(StrictModel):
     fsdp: int = -1
     tensor: int = 1
     expert: int = 1
+    devices: int | None = Field(None, ge=1, description="use only the first n local devices (default: all)")
 
     def shape(self, n_devices: int) -> tuple[int, ...]:
         sizes = [self.data, self.fsdp, self.tensor, self.expert]

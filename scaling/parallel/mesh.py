@@ -72,12 +72,16 @@ def logical_to_spec(names: tuple[str | None, ...] | None, shape: tuple[int, ...]
 
 def make_mesh(cfg: MeshConfig, devices: list | None = None) -> Mesh:
     devices = devices if devices is not None else jax.devices()
+    if cfg.devices is not None:
+        if cfg.devices > len(devices):
+            raise UserError(f"mesh.devices: {cfg.devices} requested, {len(devices)} present")
+        devices = devices[: cfg.devices]
     try:
         shape = cfg.shape(len(devices))
     except ValueError as e:
         raise UserError(f"mesh: {e}") from None
     axis_types = (AxisType.Auto,) * len(MESH_AXES)
-    if devices is jax.devices() or len(devices) == len(jax.devices()):
+    if len(devices) == len(jax.devices()):
         return jax.make_mesh(shape, MESH_AXES, axis_types=axis_types, devices=devices)
     return Mesh(np.asarray(devices).reshape(shape), MESH_AXES, axis_types=axis_types)
 

@@ -1,0 +1,30 @@
+"""`scaling train CONFIG --out RUN_DIR`: one pretraining run; re-running the same command resumes it."""
+from __future__ import annotations
+
+import json
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "train", help="train one model (resumes when run again on the same RUN_DIR)",
+        description="Train one decoder for a token or FLOP budget and leave a run directory with config.yaml, "
+        "metrics.jsonl, summary.json and Orbax checkpoints. Running the same command again resumes.")
+    p.add_argument("config", metavar="CONFIG", help="run YAML (model, data, mesh, optimizer, train)")
+    p.add_argument("--out", required=True, metavar="RUN_DIR")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. train.tokens=1e6")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from scaling.config.run import load_run_config
+    from scaling.parallel import maybe_initialize_distributed
+    from scaling.train import run_training
+
+    maybe_initialize_distributed()
+    overrides = list(args.set) + (["train.progress=false"] if args.quiet else [])
+    cfg = load_run_config(args.config, overrides)
+    summary = run_training(cfg, args.out)
+    keys = ("status", "model", "n_params", "tokens", "flops", "flop_convention", "loss", "eval_loss", "eval_bpb", "wall_s")
+    print(json.dumps({k: summary.get(k) for k in keys}))
+    return 0

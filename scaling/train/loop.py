@@ -1,0 +1,192 @@
+"""`run_training`: one pretraining run from config to a finished run directory, resumable at any point."""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from scaling.config.run import RunConfig
+from scaling.data import build_eval_set, build_train_iterator, get_tokenizer
+from scaling.errors import RunFailed, UserError
+from scaling.model import build_model
+from scaling.parallel import make_mesh
+from scaling.runtime import enable_compilation_cache
+from scaling.train.budget import Budget, plan_budget
+from scaling.train.checkpoint import Checkpointer, abstract_like
+from scaling.train.metrics import MetricsLog, Progress, device_description, device_peak_flops
+from scaling.train.optim import make_optimizer
+from scaling.train.rundir import claim_run_dir, read_summary, write_summary
+from scaling.train.step import compile_steps, data_parallel_size, init_train_state
+
+LN2 = math.log(2.0)
+
+
+def check_vocab(cfg: RunConfig, tokenizer) -> None:
+    if tokenizer.vocab_size > cfg.model.V:
+        raise UserError(f"model.V: {cfg.model.V} is smaller than the {tokenizer.name} tokenizer's vocabulary "
+                        f"({tokenizer.vocab_size})")
+
+
+def prepare(cfg: RunConfig):
+    """Everything that can fail on bad input, done before the run directory is touched."""
+    budget = plan_budget(cfg)
+    tokenizer = get_tokenizer(cfg.data)
+    check_vocab(cfg, tokenizer)
+    mesh = make_mesh(cfg.mesh)
+    dp = data_parallel_size(mesh)
+    micro = cfg.train.batch_size // cfg.train.grad_accum
+    if micro % dp:
+        raise UserError(f"train.batch_size: {cfg.train.batch_size} sequences / grad_accum={cfg.train.grad_accum} "
+                        f"is not divisible by the {dp}-way data-parallel mesh")
+    train_iter = build_train_iterator(cfg.data, seq_len=cfg.train.seq_len, batch_size=cfg.train.batch_size,
+                                      seed=cfg.train.seed, tokenizer=tokenizer)
+    eval_set = build_eval_set(cfg.data, seq_len=cfg.train.seq_len, batch_size=max(dp, min(cfg.train.batch_size, 32)),
+                              n_batches=cfg.train.eval_batches, tokenizer=tokenizer)
+    return budget, mesh, train_iter, eval_set
+
+
+def evaluate(steps, state, eval_set, batch_sharding) -> tuple[float, float]:
+    total, count = 0.0, 0.0
+    for batch in eval_set:
+        nll, n = steps.eval_step(state["params"], state["rest"], jax.device_put(batch, batch_sharding))
+        total += float(nll)
+        count += float(n)
+    loss = total / count
+    return loss, loss / LN2 / eval_set.bytes_per_token
+
+
+def summary_of(cfg: RunConfig, budget: Budget, status: str, meta: dict, **extra) -> dict:
+    c = budget.counts
+    done_tokens = meta["step"] * cfg.train.batch_tokens
+    last_eval = meta["eval_history"][-1] if meta["eval_history"] else {}
+    return {
+        "status": status,
+        "model": cfg.model.name,
+        "n_params": c.n_params,
+        "n_params_nonembedding": c.n_nonembedding,
+        "n_params_active": c.n_active,
+        "n_params_active_nonembedding": c.n_active_nonembedding,
+        "seq_len": cfg.train.seq_len,
+        "batch_size": cfg.train.batch_size,
+        "data": cfg.data.source,
+        "step": meta["step"],
+        "steps": budget.steps,
+        "tokens": done_tokens,
+        "flops_6n": done_tokens * c.train_flops_per_token_6n,
+        "flops_full": done_tokens * c.train_flops_per_token_full,
+        "flop_convention": cfg.train.flop_convention,
+        "flops": done_tokens * c.train_flops_per_token(cfg.train.flop_convention),
+        "loss": meta.get("loss"),
+        "eval_loss": last_eval.get("eval_loss"),
+        "eval_bpb": last_eval.get("eval_bpb"),
+        "wall_s": meta["wall_s"],
+        "device": device_description(),
+        "eval_history": meta["eval_history"],
+        **extra,
+    }
+
+
+def run_training(cfg: RunConfig, out_dir: str | Path) -> dict:
+    """Train (or resume) the run in `out_dir`; returns its summary. Raises RunFailed if it diverges."""
+    enable_compilation_cache()
+    run_dir = Path(out_dir)
+    budget, mesh, train_iter, eval_set = prepare(cfg)
+    claim_run_dir(run_dir, cfg)
+    previous = read_summary(run_dir)
+    if previous and previous.get("status") == "done":
+        return previous
+
+    t = cfg.train
+    model = build_model(cfg.model, mesh, seed=t.seed)
+    tx, schedule = make_optimizer(cfg.optimizer, budget.steps)
+    graphdef, state, shardings = init_train_state(model, tx, mesh)
+    del model
+    steps = compile_steps(cfg.model, graphdef, shardings, tx, schedule, mesh, t.grad_accum)
+
+    keep_steps = [s for s in t.keep_steps if s < budget.steps]
+    ckpt = Checkpointer(run_dir / "checkpoints", keep=t.keep_checkpoints, keep_steps=keep_steps)
+    meta = {"step": 0, "wall_s": 0.0, "loss": None, "eval_history": []}
+    restored = ckpt.restore_latest(abstract_like(state), train_iter)
+    if restored is not None:
+        state, meta = restored
+    elif t.fork_from is not None:
+        state, meta = _restore_fork(t.fork_from, state, train_iter)
+    start = int(meta["step"])
+
+    log = MetricsLog(run_dir, start, tensorboard=t.tensorboard)
+    progress = Progress(budget.steps, start, enabled=t.progress, label=cfg.model.name)
+    peak = device_peak_flops()
+    per_token_full = budget.counts.train_flops_per_token_full
+    status, reason = "done", None
+    t_run, t_log, step_log = time.time(), time.time(), start
+    wall_before = meta["wall_s"]
+    if start == 0:
+        progress.note(f"{cfg.model.name}: {budget.counts.n_params / 1e6:.2f}M params, {budget.steps} steps, "
+                      f"{budget.tokens:.3g} tokens, {budget.flops(t.flop_convention):.3g} FLOPs [{t.flop_convention}]")
+    try:
+        for step in range(start, budget.steps):
+            batch = jax.device_put(next(train_iter), steps.batch_sharding)
+            state, metrics = steps.train_step(state, batch)
+            done = step + 1
+            at_log = done % t.log_every == 0 or done == budget.steps
+            at_eval = done % t.eval_every == 0 or done == budget.steps
+            at_ckpt = done % t.checkpoint_every == 0 or done == budget.steps or done in keep_steps
+            if not (at_log or at_eval or at_ckpt):
+                continue
+            metrics = {k: float(np.asarray(v)) for k, v in jax.device_get(metrics).items()}
+            if not math.isfinite(metrics["loss"]) or not math.isfinite(metrics["grad_norm"]) \
+                    or metrics["loss"] > t.diverge_loss:
+                status = "diverged"
+                reason = f"loss {metrics['loss']:.4g} (grad norm {metrics['grad_norm']:.3g}) at step {done}"
+                break
+            now = time.time()
+            tokens_per_s = (done - step_log) * t.batch_tokens / max(now - t_log, 1e-9)
+            t_log, step_log = now, done
+            record = {"step": done, "tokens": done * t.batch_tokens,
+                      "flops_6n": done * t.batch_tokens * budget.counts.train_flops_per_token_6n,
+                      "flops_full": done * t.batch_tokens * per_token_full, **metrics,
+                      "tokens_per_s": tokens_per_s, "model_flops_per_s": tokens_per_s * per_token_full,
+                      "mfu": tokens_per_s * per_token_full / peak if peak else None}
+            meta["loss"] = metrics["loss"]
+            if at_eval:
+                eval_loss, eval_bpb = evaluate(steps, state, eval_set, steps.batch_sharding)
+                record |= {"eval_loss": eval_loss, "eval_bpb": eval_bpb}
+                meta["eval_history"].append({k: record[k] for k in ("step", "tokens", "flops_6n", "flops_full")}
+                                            | {"eval_loss": eval_loss, "eval_bpb": eval_bpb})
+                progress.note(f"step {done}/{budget.steps}  loss {metrics['loss']:.4f}  eval {eval_loss:.4f} "
+                              f"({eval_bpb:.3f} bits/byte)  {tokens_per_s:,.0f} tok/s")
+            log.write(record)
+            progress.update(done, f"loss {metrics['loss']:.3f} {tokens_per_s:,.0f} tok/s")
+            if at_ckpt:
+                meta = {**meta, "step": done, "wall_s": wall_before + time.time() - t_run}
+                ckpt.save(done, state, train_iter, meta)
+    finally:
+        ckpt.close()
+        log.close()
+        progress.close()
+
+    meta = {**meta, "wall_s": wall_before + time.time() - t_run}
+    if status == "diverged":
+        summary = summary_of(cfg, budget, "diverged", meta, reason=reason, diverged_at=reason)
+        write_summary(run_dir, summary)
+        raise RunFailed(f"{run_dir}: diverged: {reason}; last good checkpoint kept")
+    summary = summary_of(cfg, budget, "done", meta)
+    write_summary(run_dir, summary)
+    return summary
+
+
+def _restore_fork(fork, state, train_iter):
+    """Branch from another run's checkpoint (WSD cooldowns): same params, optimizer and data position."""
+    src = Path(fork.run_dir) / "checkpoints"
+    if not src.is_dir():
+        raise UserError(f"train.fork_from.run_dir: {fork.run_dir} has no checkpoints")
+    source = Checkpointer(src, read_only=True)
+    if fork.step not in source.steps():
+        raise UserError(f"train.fork_from.step: {fork.run_dir} has no checkpoint at step {fork.step} "
+                        f"(has {source.steps()})")
+    state, meta = source.restore(fork.step, abstract_like(state), train_iter)
+    source.close()
+    return state, meta

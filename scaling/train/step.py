@@ -1,0 +1,128 @@
+"""The compiled training and eval steps: pure functions over split NNX state under one `jax.jit`.
+
+`nnx.jit` would walk the module graph in Python on every call; a sweep of many small models spends
+real time there. Instead the model is split once into (graphdef, params, rest) and the step closes over
+the graphdef. `rest` holds non-trainable variables (the MoE router bias), updated outside the optimizer.
+Buffers are donated, and in/out shardings are stated explicitly so nothing is resharded between steps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from scaling.config.model import ModelConfig
+from scaling.model import Decoder, lm_objective, token_logprobs
+from scaling.model.moe import updated_router_bias
+from scaling.parallel import state_shardings
+from scaling.parallel.mesh import BATCH_AXES
+
+TrainState = dict[str, Any]  # {"params": nnx.State, "opt_state": optax state, "rest": nnx.State, "step": int32}
+
+
+@dataclass
+class CompiledSteps:
+    graphdef: Any
+    train_step: Callable  # (state, batch) -> (state, metrics)
+    eval_step: Callable  # (params, rest, batch) -> (sum_nll, n_tokens)
+    state_shardings: Any
+    batch_sharding: NamedSharding
+
+
+def batch_spec(mesh: Mesh | None) -> P:
+    if mesh is None:
+        return P()
+    axes = tuple(a for a in BATCH_AXES if mesh.shape[a] > 1)
+    return P(axes or None, None)
+
+
+def data_parallel_size(mesh: Mesh | None) -> int:
+    if mesh is None:
+        return 1
+    size = 1
+    for a in BATCH_AXES:
+        size *= mesh.shape[a]
+    return size
+
+
+def init_train_state(model: Decoder, tx: optax.GradientTransformation, mesh: Mesh | None):
+    """Split the model and build the optimizer state with the same shardings as the parameters."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    if mesh is None:
+        opt_state = jax.jit(tx.init)(params)
+        shardings = None
+    else:
+        p_sh = state_shardings(params, mesh)
+        r_sh = state_shardings(rest, mesh)
+        with jax.set_mesh(mesh):
+            opt_state = jax.jit(tx.init, in_shardings=(p_sh,))(params)
+        o_sh = jax.tree.map(lambda x: x.sharding, opt_state)
+        shardings = {"params": p_sh, "opt_state": o_sh, "rest": r_sh, "step": NamedSharding(mesh, P())}
+    state = {"params": params, "opt_state": opt_state, "rest": rest, "step": jnp.zeros((), jnp.int32)}
+    if mesh is not None:
+        state["step"] = jax.device_put(state["step"], shardings["step"])
+    return graphdef, state, shardings
+
+
+def compile_steps(cfg: ModelConfig, graphdef, shardings, tx: optax.GradientTransformation,
+                  schedule: optax.Schedule, mesh: Mesh | None, grad_accum: int = 1) -> CompiledSteps:
+    def objective(params, rest, batch):
+        model = nnx.merge(graphdef, params, rest)
+        logits, aux, _ = model(batch["inputs"])
+        total, parts = lm_objective(cfg, logits, aux, batch["targets"], batch["mask"])
+        return total, (parts, aux.get("expert_load"))
+
+    grad_fn = jax.value_and_grad(objective, has_aux=True)
+
+    def train_step(state: TrainState, batch):
+        params, rest = state["params"], state["rest"]
+        if grad_accum == 1:
+            (_, (parts, load)), grads = grad_fn(params, rest, batch)
+        else:  # scan over microbatches, summing gradients and metrics
+            micro = jax.tree.map(lambda x: x.reshape(grad_accum, x.shape[0] // grad_accum, *x.shape[1:]), batch)
+            shapes = jax.eval_shape(grad_fn, params, rest, jax.tree.map(lambda x: x[0], micro))
+            zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), (shapes[0][1], shapes[1]))
+
+            def accumulate(carry, mb):
+                (_, aux), g = grad_fn(params, rest, mb)
+                return jax.tree.map(jnp.add, carry, (aux, g)), None
+
+            ((parts, load), grads), _ = jax.lax.scan(accumulate, zeros, micro)
+            grads, parts = jax.tree.map(lambda g: g / grad_accum, (grads, parts))
+        grad_norm = optax.tree.norm(grads)
+        updates, opt_state = tx.update(grads, state["opt_state"], params)
+        params = optax.apply_updates(params, updates)
+        if cfg.moe is not None and cfg.moe.aux_free_bias:
+            def update_bias(path, x):
+                if any(getattr(k, "key", None) == "router_bias" for k in path):
+                    return updated_router_bias(x, load, cfg.moe.bias_update_rate)
+                return x
+
+            rest = jax.tree_util.tree_map_with_path(update_bias, rest)
+        metrics = {**parts, "loss": parts["ce"], "grad_norm": grad_norm, "lr": schedule(state["step"])}
+        new_state = {"params": params, "opt_state": opt_state, "rest": rest, "step": state["step"] + 1}
+        return new_state, metrics
+
+    def eval_step(params, rest, batch):
+        model = nnx.merge(graphdef, params, rest)
+        logits, _, _ = model(batch["inputs"])
+        logp, _ = token_logprobs(logits, batch["targets"])
+        return -(logp * batch["mask"]).sum(), batch["mask"].sum()
+
+    b_sh = NamedSharding(mesh, batch_spec(mesh)) if mesh is not None else None
+    if mesh is None:
+        train_jit = jax.jit(train_step, donate_argnums=0)
+        eval_jit = jax.jit(eval_step)
+    else:
+        batch_sh = {"inputs": b_sh, "targets": b_sh, "mask": b_sh}
+        train_jit = jax.jit(train_step, donate_argnums=0, in_shardings=(shardings, batch_sh),
+                            out_shardings=(shardings, NamedSharding(mesh, P())))
+        eval_jit = jax.jit(eval_step, in_shardings=(shardings["params"], shardings["rest"], batch_sh),
+                           out_shardings=NamedSharding(mesh, P()))
+    return CompiledSteps(graphdef, train_jit, eval_jit, shardings, b_sh)
+

@@ -1,0 +1,198 @@
+"""The pretraining trainer: it learns, it resumes exactly after SIGKILL, it is mesh-invariant, it fails cleanly."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from scaling.cli.main import main
+from scaling.config.run import run_config_from_dict
+from scaling.errors import RunFailed
+from scaling.train import run_training
+
+TINY_MODEL = {"name": "tiny", "D": 32, "L": 2, "H": 2, "F": 64, "max_seq_len": 64}
+MATH = {"source": "synthetic-math", "math": {"min_digits": 1, "max_digits": 2, "min_steps": 1, "max_steps": 1}}
+
+
+def tiny_config(**train):
+    return {
+        "model": dict(TINY_MODEL),
+        "data": dict(MATH),
+        "mesh": {"devices": 1},
+        "optimizer": {"lr": 1e-2, "warmup": 10},
+        "train": {"tokens": 16 * 64 * 60, "seq_len": 64, "batch_size": 16, "log_every": 5, "eval_every": 20,
+                  "checkpoint_every": 20, "eval_batches": 2, "progress": False, **train},
+    }
+
+
+def write_config(path: Path, cfg: dict) -> Path:
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def unigram_entropy_nats(cfg: dict) -> float:
+    from scaling.data import build_train_iterator, get_tokenizer
+
+    rc = run_config_from_dict(cfg)
+    it = build_train_iterator(rc.data, seq_len=64, batch_size=64, seed=0, tokenizer=get_tokenizer(rc.data))
+    counts = Counter(np.concatenate([next(it)["targets"].ravel() for _ in range(4)]).tolist())
+    p = np.array(list(counts.values()), dtype=np.float64)
+    p /= p.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def test_tiny_model_on_synthetic_math_learns_well_below_unigram_entropy(tmp_path):
+    cfg = tiny_config(tokens=16 * 64 * 300, eval_every=100, checkpoint_every=300)
+    summary = run_training(run_config_from_dict(cfg), tmp_path / "run")
+    entropy = unigram_entropy_nats(cfg)
+    assert entropy > 2.0  # digits, operators, spaces, newlines: a real distribution to beat
+    assert summary["status"] == "done" and summary["step"] == 300
+    assert summary["loss"] < 0.5 * entropy, (summary["loss"], entropy)
+    assert summary["eval_loss"] < 0.5 * entropy
+    run_dir = tmp_path / "run"
+    assert {"config.yaml", "metrics.jsonl", "summary.json", "checkpoints"} <= {p.name for p in run_dir.iterdir()}
+    record = metrics(run_dir)[-1]
+    for key in ("step", "tokens", "flops_6n", "flops_full", "loss", "lr", "grad_norm", "tokens_per_s", "eval_loss", "eval_bpb"):
+        assert key in record
+    assert summary["flops_full"] > summary["flops_6n"] > 0
+
+
+def _train_subprocess(config: Path, out: Path) -> subprocess.Popen:
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    return subprocess.Popen([sys.executable, "-m", "scaling", "train", str(config), "--out", str(out), "--quiet"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    config = write_config(tmp_path / "run.yaml", tiny_config(tokens=16 * 64 * 80, checkpoint_every=10, log_every=5))
+    straight = _train_subprocess(config, tmp_path / "straight")
+    assert straight.wait(timeout=600) == 0, straight.stderr.read()
+
+    victim = _train_subprocess(config, tmp_path / "killed")
+    ckpts = tmp_path / "killed" / "checkpoints"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (ckpts.is_dir() and any(p.name.isdigit() and int(p.name) >= 30 for p in ckpts.iterdir())):
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    partial = metrics(tmp_path / "killed")
+    assert partial and partial[-1]["step"] < 80  # really killed mid-run
+    resumed = _train_subprocess(config, tmp_path / "killed")
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+
+    a, b = metrics(tmp_path / "straight"), metrics(tmp_path / "killed")
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    for ra, rb in zip(a, b):
+        for key in ("loss", "grad_norm", "lr", "tokens", "flops_6n"):
+            assert ra[key] == rb[key], (ra["step"], key)
+        if "eval_loss" in ra:
+            assert ra["eval_loss"] == rb["eval_loss"]
+    sa = json.loads((tmp_path / "straight" / "summary.json").read_text())
+    sb = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    assert sa["loss"] == sb["loss"] and sa["eval_loss"] == sb["eval_loss"]
+
+
+@pytest.mark.parametrize("mesh", [{"fsdp": 8}, {"data": 2, "tensor": 2, "fsdp": 2}], ids=["fsdp8", "data2-tensor2-fsdp2"])
+def test_training_on_8_devices_gives_the_same_loss_curve_as_one(tmp_path, mesh):
+    base = tiny_config(tokens=16 * 64 * 20, log_every=2, eval_every=20, checkpoint_every=20)
+    base["model"]["dtype"] = "float32"
+    one = run_training(run_config_from_dict(base), tmp_path / "one")
+    sharded_cfg = {**base, "mesh": mesh}
+    eight = run_training(run_config_from_dict(sharded_cfg), tmp_path / "eight")
+    la = [r["loss"] for r in metrics(tmp_path / "one")]
+    lb = [r["loss"] for r in metrics(tmp_path / "eight")]
+    np.testing.assert_allclose(lb, la, rtol=2e-4)
+    assert eight["eval_loss"] == pytest.approx(one["eval_loss"], rel=2e-4)
+
+
+def test_corrupted_latest_checkpoint_is_skipped_for_the_previous_one(tmp_path):
+    cfg = run_config_from_dict(tiny_config(tokens=16 * 64 * 40, checkpoint_every=20))
+    run_training(cfg, tmp_path / "run")
+    ckpts = tmp_path / "run" / "checkpoints"
+    # Damage the newest checkpoint's array data and pretend the run never finished.
+    newest = ckpts / "40"
+    for f in (newest / "state").rglob("*"):
+        if f.is_file():
+            f.write_bytes(b"\0garbage")
+    (tmp_path / "run" / "summary.json").unlink()
+    with pytest.warns(UserWarning, match="step 40.*unreadable"):
+        summary = run_training(cfg, tmp_path / "run")
+    assert summary["status"] == "done" and summary["step"] == 40
+
+
+def test_explosion_stops_the_run_as_diverged_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    # Warm up towards an absurd learning rate without clipping: early steps are fine, later ones blow up.
+    cfg = tiny_config(tokens=16 * 64 * 100, checkpoint_every=5, log_every=5)
+    cfg["optimizer"] = {"lr": 1.0, "warmup": 60, "schedule": "constant", "grad_clip": None, "b1": 0.0, "b2": 0.0,
+                        "weight_decay": 0.0}
+    config = write_config(tmp_path / "run.yaml", cfg)
+    code = main(["train", str(config), "--out", str(tmp_path / "run")])
+    assert code == 1
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "diverged" and "step" in summary["reason"]
+    steps = sorted(int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps and max(steps) < int(summary["reason"].split("at step ")[1])
+    assert "diverged" in capsys.readouterr().err
+
+
+def test_wsd_fork_from_trunk_reproduces_the_trunk(tmp_path):
+    trunk_cfg = tiny_config(tokens=16 * 64 * 40, checkpoint_every=40, keep_steps=[30])
+    trunk_cfg["optimizer"] |= {"schedule": "wsd", "decay_fraction": 0.25}
+    trunk = run_training(run_config_from_dict(trunk_cfg), tmp_path / "trunk")
+    fork_cfg = {**trunk_cfg, "train": {**trunk_cfg["train"], "keep_steps": [],
+                                       "fork_from": {"run_dir": str(tmp_path / "trunk"), "step": 30}}}
+    fork = run_training(run_config_from_dict(fork_cfg), tmp_path / "fork")
+    assert fork["loss"] == trunk["loss"] and fork["eval_loss"] == trunk["eval_loss"]
+    assert metrics(tmp_path / "fork")[0]["step"] == 35  # the branch starts where it forked
+
+
+BAD_INPUTS = [
+    ({"data": {"source": "files", "paths": ["/nonexistent/corpus.txt"]}}, "corpus.txt"),
+    ({"train": {"tokens": 10}}, "smaller than one step"),
+    ({"optimizer": {"lr": 5.0}}, "lr"),
+    ({"model": {**TINY_MODEL, "V": 100}}, "model.V"),
+]
+
+
+@pytest.mark.parametrize("change,needle", BAD_INPUTS, ids=["missing-data", "budget", "lr", "vocab"])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, change, needle):
+    cfg = tiny_config()
+    for key, value in change.items():
+        cfg[key] = value if key == "model" else {**cfg.get(key, {}), **value}
+    config = write_config(tmp_path / "run.yaml", cfg)
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_empty_corpus_and_a_run_dir_holding_another_config_are_refused(tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    cfg = tiny_config()
+    cfg["data"] = {"source": "files", "paths": [str(empty)]}
+    assert main(["train", str(write_config(tmp_path / "a.yaml", cfg)), "--out", str(tmp_path / "a")]) == 2
+    assert "empty" in capsys.readouterr().err.lower()
+
+    run_dir = tmp_path / "b"
+    run_dir.mkdir()
+    first = tiny_config()
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(run_config_from_dict(first).model_dump(mode="json")))
+    before = (run_dir / "config.yaml").read_bytes()
+    second = tiny_config(seed=7)
+    assert main(["train", str(write_config(tmp_path / "b.yaml", second)), "--out", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "different run" in err and "train.seed" in err
+    assert (run_dir / "config.yaml").read_bytes() == before
