@@ -4,11 +4,26 @@ E head dim, F MLP width. Parameters arrive as float32 masters and are cast to th
 """
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
 from scaling.config.model import ModelConfig
 from scaling.parallel import constrain
+
+
+def dense(x: jax.Array, w: jax.Array, n_in: int = 1) -> jax.Array:
+    """Contract the last `n_in` axes of x with the first `n_in` axes of w as one 2-D matmul.
+
+    XLA:CPU runs a flattened [tokens, in] @ [in, out] dot about twice as fast as the equivalent
+    batched einsum (forward and backward); on GPU both lower to the same GEMM.
+    """
+    lead, k_shape = x.shape[: x.ndim - n_in], x.shape[x.ndim - n_in:]
+    out_shape = w.shape[n_in:]
+    k = math.prod(k_shape)
+    y = x.reshape(-1, k) @ w.reshape(k, -1)
+    return y.reshape(*lead, *out_shape)
 
 
 def norm(x_BxSxD: jax.Array, scale_D: jax.Array, kind: str, eps: float = 1e-6) -> jax.Array:
@@ -44,9 +59,9 @@ def attention(p: dict, x_BxSxD: jax.Array, positions_BxS: jax.Array, cfg: ModelC
     dt = jnp.dtype(cfg.dtype)
     B, S, _ = x_BxSxD.shape
     H, K, E = cfg.H, cfg.n_kv_heads, cfg.d_head
-    q_BxSxHxE = jnp.einsum("bsd,dhe->bshe", x_BxSxD, p["wq"].astype(dt))
-    k_BxSxKxE = jnp.einsum("bsd,dke->bske", x_BxSxD, p["wk"].astype(dt))
-    v_BxSxKxE = jnp.einsum("bsd,dke->bske", x_BxSxD, p["wv"].astype(dt))
+    q_BxSxHxE = dense(x_BxSxD, p["wq"].astype(dt))
+    k_BxSxKxE = dense(x_BxSxD, p["wk"].astype(dt))
+    v_BxSxKxE = dense(x_BxSxD, p["wv"].astype(dt))
     if cfg.qk_norm:
         q_BxSxHxE = norm(q_BxSxHxE, p["q_norm"], "rms")
         k_BxSxKxE = norm(k_BxSxKxE, p["k_norm"], "rms")
@@ -72,7 +87,7 @@ def attention(p: dict, x_BxSxD: jax.Array, positions_BxS: jax.Array, cfg: ModelC
                                                  implementation=impl)
     else:
         y_BxSxHxE = _xla_attention(q_BxSxHxE, k_BxTxKxE, v_BxTxKxE, q_offset, kv_valid_BxT)
-    y_BxSxD = jnp.einsum("bshe,hed->bsd", y_BxSxHxE, p["wo"].astype(dt))
+    y_BxSxD = dense(y_BxSxHxE, p["wo"].astype(dt), n_in=2)
     return y_BxSxD, new_cache
 
 
@@ -97,11 +112,11 @@ def _xla_attention(q_BxSxHxE, k_BxTxKxE, v_BxTxKxE, q_offset, kv_valid_BxT):
 def mlp(p: dict, x_BxSxD: jax.Array, cfg: ModelConfig) -> jax.Array:
     """SwiGLU (w_gate, w_up, w_down) or GELU (w_up, w_down) MLP."""
     dt = jnp.dtype(cfg.dtype)
-    up_BxSxF = jnp.einsum("bsd,df->bsf", x_BxSxD, p["w_up"].astype(dt))
+    up_BxSxF = dense(x_BxSxD, p["w_up"].astype(dt))
     if cfg.mlp == "swiglu":
-        gate_BxSxF = jnp.einsum("bsd,df->bsf", x_BxSxD, p["w_gate"].astype(dt))
+        gate_BxSxF = dense(x_BxSxD, p["w_gate"].astype(dt))
         h_BxSxF = jax.nn.silu(gate_BxSxF) * up_BxSxF
     else:
         h_BxSxF = jax.nn.gelu(up_BxSxF)
     h_BxSxF = constrain(h_BxSxF, ("batch", "seq", "act_mlp"))
-    return jnp.einsum("bsf,fd->bsd", h_BxSxF, p["w_down"].astype(dt))
+    return dense(h_BxSxF, p["w_down"].astype(dt))
