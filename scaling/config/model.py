@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from scaling.config.base import StrictModel
 
 
 class MoEConfig(StrictModel):
     """Mixture-of-experts MLP, used every `every` layers (the last layer of each group of `every`)."""
+
+    model_config = ConfigDict(frozen=True)  # hashable: it is part of the static model graph
 
     n_experts: int = Field(8, ge=1)
     top_k: int = Field(2, ge=1)
@@ -36,6 +38,8 @@ class MoEConfig(StrictModel):
 
 
 class ModelConfig(StrictModel):
+    model_config = ConfigDict(frozen=True)  # hashable: it is part of the static model graph
+
     name: str = "custom"
     V: int = Field(258, ge=2, description="vocabulary size (padded up to a multiple of 128 when built)")
     D: int = Field(..., ge=1, description="model width")

@@ -30,6 +30,14 @@ class ModelCounts:
     forward_flops_per_token: float  # full convention, causal half
     train_flops_per_token_full: float
     train_flops_per_token_6n: float
+    matmul_flops_per_token: float  # forward weight matmuls (incl. output layer), no attention scores
+    attention_flops_per_key: float  # forward QKᵀ + PV of one query against one key, all layers
+
+    def forward_flops(self, n_tokens: int, n_cached: int = 0) -> float:
+        """Forward FLOPs (full convention) of n new tokens, causally attending to themselves and to
+        `n_cached` tokens already in a KV cache: n·matmul + Σ_i (n_cached + i + 1)·attention."""
+        keys = n_tokens * n_cached + n_tokens * (n_tokens + 1) / 2
+        return n_tokens * self.matmul_flops_per_token + keys * self.attention_flops_per_key
 
     def train_flops_per_token(self, convention: str) -> float:
         return self.train_flops_per_token_6n if convention == "6n" else self.train_flops_per_token_full
@@ -66,9 +74,9 @@ def count_model(cfg: ModelConfig, seq_len: int | None = None, causal_half: bool 
     active_nonembedding = layers + moe_active + D
 
     attn_matmul = 2 * cfg.d_head * cfg.H * 2 * S * (0.5 if causal_half else 1.0)  # QK^T and PV per token
-    fwd = (2 * (layers + moe_active) - 2 * cfg.L * (2 * D)  # matmul weights only (norm scales do no matmul)
-           - (2 * cfg.L * 2 * cfg.d_head if cfg.qk_norm else 0)
-           + cfg.L * attn_matmul + 2 * D * Vp)
+    matmul = (2 * (layers + moe_active) - 2 * cfg.L * (2 * D)  # weights only (norm scales do no matmul)
+              - (2 * cfg.L * 2 * cfg.d_head if cfg.qk_norm else 0) + 2 * D * Vp)
+    fwd = matmul + cfg.L * attn_matmul
     return ModelCounts(
         seq_len=S,
         n_params=embedding + nonembedding,
@@ -79,6 +87,8 @@ def count_model(cfg: ModelConfig, seq_len: int | None = None, causal_half: bool 
         forward_flops_per_token=float(fwd),
         train_flops_per_token_full=float(3 * fwd),
         train_flops_per_token_6n=float(6 * active_nonembedding),
+        matmul_flops_per_token=float(matmul),
+        attention_flops_per_key=float(cfg.L * 4 * cfg.d_head * cfg.H),
     )
 
 

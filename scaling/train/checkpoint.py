@@ -40,22 +40,25 @@ class Checkpointer:
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
 
-    def save(self, step: int, state: Any, data_iter: grain.DatasetIterator, meta: dict) -> None:
-        self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            data_iter=grain.checkpoint.CheckpointSave(data_iter),
-            meta=ocp.args.JsonSave(meta),
-        ))
+    def save(self, step: int, state: Any, data_iter: grain.DatasetIterator | None, meta: dict) -> None:
+        items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
+        if data_iter is not None:
+            items["data_iter"] = grain.checkpoint.CheckpointSave(data_iter)
+        self.manager.save(step, args=ocp.args.Composite(**items))
 
-    def restore(self, step: int, abstract_state: Any, data_iter: grain.DatasetIterator):
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state),
-            data_iter=grain.checkpoint.CheckpointRestore(data_iter),
-            meta=ocp.args.JsonRestore(),
-        ))
+    def restore_state_only(self, step: int, abstract_state: Any) -> Any:
+        """Just the train state of a checkpoint (e.g. to start RL from a pretraining run)."""
+        restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
+        return restored["state"]
+
+    def restore(self, step: int, abstract_state: Any, data_iter: grain.DatasetIterator | None):
+        items = {"state": ocp.args.StandardRestore(abstract_state), "meta": ocp.args.JsonRestore()}
+        if data_iter is not None:
+            items["data_iter"] = grain.checkpoint.CheckpointRestore(data_iter)
+        restored = self.manager.restore(step, args=ocp.args.Composite(**items))
         return restored["state"], restored["meta"]
 
-    def restore_latest(self, abstract_state: Any, data_iter: grain.DatasetIterator):
+    def restore_latest(self, abstract_state: Any, data_iter: grain.DatasetIterator | None):
         """(state, meta) of the newest readable checkpoint, or None if there is none."""
         for step in reversed(self.steps()):
             try:

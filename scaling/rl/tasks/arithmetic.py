@@ -46,5 +46,9 @@ class ArithmeticTask:
             return 0.0
         return 1.0 if str(value) == problem.answer else self.format_reward
 
+    def answer_of(self, completion: str) -> int | None:
+        """The parsed final answer (for majority voting), None if unparseable."""
+        return arithmetic.parse_completion(completion)
+
     def reference_completion(self, problem: Problem) -> str:
         return problem.meta["completion"]

@@ -1,0 +1,82 @@
+"""Typed config of an RLVR run (GRPO). Defaults follow the literature and say where they come from.
+
+The model, tokenizer and pretraining FLOPs come from the `--init` pretraining run directory.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from scaling.config.base import StrictModel
+from scaling.config.model import MeshConfig
+from scaling.config.run import OptimizerConfig
+
+
+class TaskConfig(StrictModel):
+    name: str = "arithmetic"
+    params: dict[str, Any] = Field(default_factory=dict, description="task parameters (e.g. digits, steps)")
+
+
+class SamplingConfig(StrictModel):
+    max_new: int = Field(32, ge=1, description="maximum generated tokens per completion")
+    temperature: float = Field(1.0, ge=0)
+    top_k: int = Field(0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+
+
+class GRPOConfig(StrictModel):
+    group_size: int = Field(8, description="G completions per prompt (DeepSeekMath GRPO uses 64; 8-16 is common)")
+    prompts_per_step: int = Field(16, ge=1)
+    max_prompt_tokens: int = Field(48, ge=1, description="prompts are left-padded to this many tokens")
+    advantage: Literal["grpo", "dr_grpo"] = Field("grpo", description="(r-mean)/(std+eps), or Dr. GRPO's r-mean")
+    loss_agg: Literal["token", "sequence", "constant"] = Field(
+        "token", description="token: DAPO's token-level mean; sequence: GRPO's per-sequence mean; "
+                             "constant: Dr. GRPO's sum / (batch × max_new)")
+    clip_low: float = Field(0.2, ge=0, lt=1, description="PPO/GRPO ε")
+    clip_high: float = Field(0.28, ge=0, description="DAPO clip-higher ε_high")
+    kl_beta: float = Field(0.0, ge=0, description="k3 KL to a frozen reference; 0 (DAPO, Dr. GRPO) holds no reference")
+    epochs: int = Field(1, ge=1, description="optimisation steps per batch of rollouts, against old log-probs")
+    dynamic_sampling: bool = Field(False, description="DAPO: drop groups whose rewards are all equal")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.group_size < 2:
+            raise ValueError(f"group_size: {self.group_size}; group-relative advantages need at least 2 samples")
+        return self
+
+
+class RLBudget(StrictModel):
+    steps: int | None = Field(None, ge=1)
+    flops: float | None = Field(None, gt=0, description="stop once cumulative RL FLOPs (full convention) reach this")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.steps is None and self.flops is None:
+            raise ValueError("budget: give steps, flops, or both")
+        return self
+
+
+class RLEvalConfig(StrictModel):
+    every: int = Field(20, ge=1)
+    problems: int = Field(256, ge=1, description="held-out problems for greedy pass@1")
+    pass_k: int = Field(8, ge=1, description="k for sampled pass@k at each eval (1 = off)")
+    pass_k_problems: int = Field(64, ge=1)
+    batch_size: int = Field(256, ge=1)
+
+
+class RLConfig(StrictModel):
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(
+        lr=1e-3, schedule="constant", warmup=0, weight_decay=0.0, grad_clip=1.0))
+    budget: RLBudget = Field(default_factory=lambda: RLBudget(steps=100))
+    eval: RLEvalConfig = Field(default_factory=RLEvalConfig)
+    mesh: MeshConfig = Field(default_factory=MeshConfig)
+    seed: int = 0
+    log_every: int = Field(5, ge=1)
+    checkpoint_every: int = Field(20, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    progress: bool = True
+    init_run: str | None = Field(None, description="pretraining run directory (or given as --init)")

@@ -1,0 +1,175 @@
+"""`run_rl`: GRPO on a verifiable task, starting from a pretraining run, logging accuracy vs RL FLOPs."""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from scaling.config.rl import RLConfig
+from scaling.errors import UserError
+from scaling.model.accounting import count_model
+from scaling.data import get_tokenizer
+from scaling.rl.checkpoints import load_policy, load_policy_config
+from scaling.rl.compute import step_flops
+from scaling.rl.evaluate import Evaluator
+from scaling.rl.grpo import group_advantages, informative_groups
+from scaling.rl.policy import make_policy_fns, rollout_batch
+from scaling.rl.sampler import SamplingParams, decode_completions, generate, left_pad
+from scaling.rl.tasks import get_task
+from scaling.runtime import enable_compilation_cache
+from scaling.train.checkpoint import Checkpointer, abstract_like
+from scaling.train.metrics import MetricsLog, Progress, device_description
+from scaling.train.optim import make_optimizer
+from scaling.train.rundir import claim_run_dir, read_summary, write_summary
+
+
+def check_task_fits_model(task, tokenizer, model_cfg, max_prompt_tokens: int) -> None:
+    if tokenizer.vocab_size > model_cfg.V:
+        raise UserError(f"task {task.name}: the {tokenizer.name} tokenizer has {tokenizer.vocab_size} tokens but the "
+                        f"model's vocabulary is {model_cfg.V}")
+    for problem in task.eval_problems(16):
+        ids = tokenizer.encode(problem.prompt)
+        if tokenizer.decode(ids) != problem.prompt:
+            raise UserError(f"task {task.name}: prompts do not round-trip through the model's {tokenizer.name} tokenizer")
+        if len(ids) > max_prompt_tokens:
+            raise UserError(f"grpo.max_prompt_tokens: {max_prompt_tokens} is shorter than a {task.name} prompt "
+                            f"({len(ids)} tokens)")
+
+
+def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path) -> dict:
+    enable_compilation_cache()
+    task = get_task(cfg.task.name, **cfg.task.params)
+    g = cfg.grpo
+    init_cfg = load_policy_config(Path(init_dir))
+    tokenizer = get_tokenizer(init_cfg.data)
+    check_task_fits_model(task, tokenizer, init_cfg.model, g.max_prompt_tokens)
+    policy0 = load_policy(init_dir, cfg.mesh)
+    graphdef = policy0.graphdef
+    init_summary = read_summary(Path(init_dir)) or {}
+    run_dir = Path(out_dir)
+    claim_run_dir(run_dir, cfg.model_copy(update={"init_run": str(Path(init_dir).resolve())}))
+    previous = read_summary(run_dir)
+    if previous and previous.get("status") == "done":
+        return previous
+
+    counts = count_model(init_cfg.model, g.max_prompt_tokens + cfg.sampling.max_new)
+    total_steps = cfg.budget.steps or _steps_upper_bound(cfg, counts)
+    tx, schedule = make_optimizer(cfg.optimizer, total_steps)
+    params, rest = policy0.params, policy0.rest
+    del policy0
+    ref_params = jax.tree.map(jnp.copy, params) if g.kl_beta > 0 else None
+    state = {"params": params, "opt_state": jax.jit(tx.init)(params), "rest": rest, "step": jnp.zeros((), jnp.int32)}
+    policy = make_policy_fns(graphdef, tx, g, cfg.sampling.max_new)
+
+    ckpt = Checkpointer(run_dir / "checkpoints", keep=cfg.keep_checkpoints)
+    init_flops = {"6n": init_summary.get("flops_6n"), "full": init_summary.get("flops_full")}
+    meta = {"step": 0, "wall_s": 0.0, "flops": _zero_flops(), "tokens_generated": 0, "eval_history": []}
+    found = ckpt.restore_latest(abstract_like(state), None)
+    if found is not None:
+        state, meta = found
+    start = int(meta["step"])
+    log = MetricsLog(run_dir, start)
+    progress = Progress(total_steps, start, enabled=cfg.progress, label=f"rl {task.name}")
+    evaluator = Evaluator(graphdef, tokenizer, task, g.max_prompt_tokens,
+                          min(cfg.eval.batch_size, cfg.eval.problems))
+    eval_problems = task.eval_problems(cfg.eval.problems)
+    sampling = SamplingParams(cfg.sampling.max_new, cfg.sampling.temperature, cfg.sampling.top_k, cfg.sampling.top_p)
+    t_run, wall_before = time.time(), meta["wall_s"]
+
+    def evaluate(step: int) -> dict:
+        states = (state["params"], state["rest"])
+        accuracy, mean_len = evaluator.greedy_accuracy(states, eval_problems, cfg.sampling.max_new)
+        record = {"step": step, "rl_flops": meta["flops"]["total"], "rl_flops_6n": meta["flops"]["total_6n"],
+                  "accuracy": accuracy, "eval_response_len": mean_len}
+        if cfg.eval.pass_k > 1:
+            record |= evaluator.sampled(states, eval_problems[: cfg.eval.pass_k_problems], cfg.eval.pass_k, sampling,
+                                        jax.random.key(cfg.seed + 10_000 + step))
+        meta["eval_history"].append(record)
+        progress.note(f"step {step}: pass@1 {accuracy:.3f} at {record['rl_flops']:.3g} RL FLOPs")
+        return record
+
+    if start == 0:
+        log.write(evaluate(0))
+    try:
+        for step in range(start, total_steps):
+            if cfg.budget.flops is not None and meta["flops"]["total"] >= cfg.budget.flops:
+                break
+            problems = task.train_problems(cfg.seed, g.prompts_per_step, start=step * g.prompts_per_step)
+            prompt_ids = [tokenizer.encode(p.prompt) for p in problems for _ in range(g.group_size)]
+            toks, valid = left_pad(prompt_ids, g.max_prompt_tokens, tokenizer.pad_id)
+            key = jax.random.fold_in(jax.random.key(cfg.seed), step)
+            out, lengths, _ = generate(graphdef, (state["params"], state["rest"]), jnp.asarray(toks), jnp.asarray(valid),
+                                       key, params=sampling, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
+            out, lengths = np.asarray(out), np.asarray(lengths)
+            texts = decode_completions(tokenizer, out, lengths)
+            repeated = [p for p in problems for _ in range(g.group_size)]
+            rewards = np.array([task.reward(t, p) for t, p in zip(texts, repeated)], np.float32)
+            batch = rollout_batch(toks, valid, out, lengths)
+            batch["advantages"] = np.asarray(group_advantages(jnp.asarray(rewards), g.group_size, g.advantage))
+            if g.dynamic_sampling:
+                batch["mask"] = batch["mask"] * np.asarray(informative_groups(jnp.asarray(rewards), g.group_size))[:, None]
+            if g.epochs > 1:
+                batch["old_logp"] = policy.logprobs(state["params"], state["rest"], batch)
+            if g.kl_beta > 0:
+                batch["ref_logp"] = policy.logprobs(ref_params, state["rest"], batch)
+            for _ in range(g.epochs):
+                state, metrics = policy.update(state, batch)
+            spent = step_flops(counts, g, valid.sum(1), lengths)
+            meta["flops"] = {k: meta["flops"][k] + spent[k] for k in meta["flops"]}
+            meta["tokens_generated"] += int(lengths.sum())
+            done = step + 1
+            at_eval = done % cfg.eval.every == 0 or done == total_steps
+            at_ckpt = done % cfg.checkpoint_every == 0 or done == total_steps
+            if done % cfg.log_every == 0 or at_eval:
+                metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                record = {"step": done, "rl_flops": meta["flops"]["total"], "rl_flops_6n": meta["flops"]["total_6n"],
+                          **{f"flops_{k}": v for k, v in meta["flops"].items() if k not in ("total", "total_6n")},
+                          "tokens_generated": meta["tokens_generated"], "reward": float(rewards.mean()),
+                          "train_accuracy": float((rewards == 1.0).mean()), "response_len": float(lengths.mean()),
+                          "lr": float(schedule(step)), **metrics}
+                if at_eval:
+                    record |= {k: v for k, v in evaluate(done).items() if k not in record}
+                log.write(record)
+                progress.update(done, f"reward {record['reward']:.3f}")
+            if at_ckpt:
+                meta = {**meta, "step": done, "wall_s": wall_before + time.time() - t_run}
+                ckpt.save(done, state, None, meta)
+        else:
+            done = total_steps
+        if not meta["eval_history"] or meta["eval_history"][-1]["step"] != int(state["step"]):
+            log.write(evaluate(int(state["step"])))
+        meta = {**meta, "step": int(state["step"]), "wall_s": wall_before + time.time() - t_run}
+        ckpt.save(meta["step"], state, None, meta) if meta["step"] not in ckpt.steps() else None
+    finally:
+        ckpt.close()
+        log.close()
+        progress.close()
+
+    history = meta["eval_history"]
+    summary = {
+        "status": "done", "kind": "rlvr", "task": task.name, "task_params": cfg.task.params,
+        "init_run": str(Path(init_dir).resolve()), "model": init_cfg.model.name,
+        "n_params": counts.n_params, "n_params_nonembedding": counts.n_nonembedding, "n_params_active": counts.n_active,
+        "init_flops_6n": init_flops["6n"], "init_flops_full": init_flops["full"],
+        "steps": meta["step"], "rl_flops": meta["flops"]["total"], "rl_flops_6n": meta["flops"]["total_6n"],
+        "flops_breakdown": meta["flops"], "tokens_generated": meta["tokens_generated"],
+        "initial_accuracy": history[0]["accuracy"], "accuracy": history[-1]["accuracy"],
+        "eval_history": history, "wall_s": meta["wall_s"], "device": device_description(),
+    }
+    write_summary(run_dir, summary)
+    return summary
+
+
+def _zero_flops() -> dict:
+    return {"rollout": 0.0, "update": 0.0, "old_policy": 0.0, "reference": 0.0, "total": 0.0, "total_6n": 0.0}
+
+
+def _steps_upper_bound(cfg: RLConfig, counts) -> int:
+    """With only a FLOP budget: the most steps it could buy (every completion one token long)."""
+    n = cfg.grpo.prompts_per_step * cfg.grpo.group_size
+    cheapest = step_flops(counts, cfg.grpo, np.ones(n, int), np.ones(n, int))["total"]
+    return max(1, math.ceil(cfg.budget.flops / cheapest))
