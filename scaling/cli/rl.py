@@ -23,12 +23,11 @@ def run(args) -> int:
     from scaling.errors import UserError
     from scaling.rl.loop import run_rl
 
-    overrides = list(args.set) + (["progress=false"] if args.quiet else [])
-    cfg = load_config(RLConfig, args.config, overrides)
+    cfg = load_config(RLConfig, args.config, args.set)
     init = args.init or cfg.init_run
     if not init:
         raise UserError("--init: give the pretraining run directory to start from")
-    summary = run_rl(cfg.model_copy(update={"init_run": None}), init, args.out)
+    summary = run_rl(cfg.model_copy(update={"init_run": None}), init, args.out, quiet=args.quiet)
     keys = ("status", "task", "model", "steps", "rl_flops", "initial_accuracy", "accuracy", "wall_s")
     print(json.dumps({k: summary.get(k) for k in keys}))
     return 0

@@ -22,9 +22,8 @@ def run(args) -> int:
     from scaling.train import run_training
 
     maybe_initialize_distributed()
-    overrides = list(args.set) + (["train.progress=false"] if args.quiet else [])
-    cfg = load_run_config(args.config, overrides)
-    summary = run_training(cfg, args.out)
+    cfg = load_run_config(args.config, args.set)
+    summary = run_training(cfg, args.out, quiet=args.quiet)
     keys = ("status", "model", "n_params", "tokens", "flops", "flop_convention", "loss", "eval_loss", "eval_bpb", "wall_s")
     print(json.dumps({k: summary.get(k) for k in keys}))
     return 0

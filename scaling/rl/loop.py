@@ -40,7 +40,7 @@ def check_task_fits_model(task, tokenizer, model_cfg, max_prompt_tokens: int) ->
                             f"({len(ids)} tokens)")
 
 
-def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path) -> dict:
+def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool = False) -> dict:
     enable_compilation_cache()
     task = get_task(cfg.task.name, **cfg.task.params)
     g = cfg.grpo
@@ -73,7 +73,7 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path) -> dict:
         state, meta = found
     start = int(meta["step"])
     log = MetricsLog(run_dir, start)
-    progress = Progress(total_steps, start, enabled=cfg.progress, label=f"rl {task.name}")
+    progress = Progress(total_steps, start, enabled=cfg.progress and not quiet, label=f"rl {task.name}")
     evaluator = Evaluator(graphdef, tokenizer, task, g.max_prompt_tokens,
                           min(cfg.eval.batch_size, cfg.eval.problems))
     eval_problems = task.eval_problems(cfg.eval.problems)
@@ -83,8 +83,10 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path) -> dict:
     def evaluate(step: int) -> dict:
         states = (state["params"], state["rest"])
         accuracy, mean_len = evaluator.greedy_accuracy(states, eval_problems, cfg.sampling.max_new)
+        # flops_full/flops_6n/tokens mirror the pretraining eval history, so sweeps record RL curves alike.
         record = {"step": step, "rl_flops": meta["flops"]["total"], "rl_flops_6n": meta["flops"]["total_6n"],
-                  "accuracy": accuracy, "eval_response_len": mean_len}
+                  "flops_full": meta["flops"]["total"], "flops_6n": meta["flops"]["total_6n"],
+                  "tokens": meta["tokens_generated"], "accuracy": accuracy, "eval_response_len": mean_len}
         if cfg.eval.pass_k > 1:
             record |= evaluator.sampled(states, eval_problems[: cfg.eval.pass_k_problems], cfg.eval.pass_k, sampling,
                                         jax.random.key(cfg.seed + 10_000 + step))
@@ -156,6 +158,9 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path) -> dict:
         "n_params": counts.n_params, "n_params_nonembedding": counts.n_nonembedding, "n_params_active": counts.n_active,
         "init_flops_6n": init_flops["6n"], "init_flops_full": init_flops["full"],
         "steps": meta["step"], "rl_flops": meta["flops"]["total"], "rl_flops_6n": meta["flops"]["total_6n"],
+        # The registry contract: flops_* of an RL run are its RL FLOPs; init_flops the pretraining FLOPs.
+        "flops_full": meta["flops"]["total"], "flops_6n": meta["flops"]["total_6n"], "flop_convention": "full",
+        "tokens": meta["tokens_generated"], "init_flops": init_flops["full"],
         "flops_breakdown": meta["flops"], "tokens_generated": meta["tokens_generated"],
         "initial_accuracy": history[0]["accuracy"], "accuracy": history[-1]["accuracy"],
         "eval_history": history, "wall_s": meta["wall_s"], "device": device_description(),

@@ -8,11 +8,11 @@ from scaling.sweep.progress import format_seconds
 
 
 def _speed_key(run: PlannedRun) -> str:
-    """Runs that differ only in tokens, seed or learning rate train at the same speed: probe once."""
+    """One probe per model shape: each costs a compilation, and tokens/s depends far less on the batch
+    size (rules may give every run its own) than on the model, so the batch is left out of the key."""
     c = run.config
     return canonical_json({"model": c.model.model_dump(mode="json"), "mesh": c.mesh.model_dump(mode="json"),
-                           "seq_len": c.train.seq_len, "batch": c.train.batch_size, "accum": c.train.grad_accum,
-                           "data": c.data.source, "kind": run.kind})
+                           "seq_len": c.train.seq_len, "kind": run.kind})
 
 
 def probe_speeds(plan: Plan) -> dict[str, float]:
@@ -22,13 +22,14 @@ def probe_speeds(plan: Plan) -> dict[str, float]:
     except ImportError as e:
         print(f"note: no throughput probe ({e}); wall times not estimated", file=sys.stderr)
         return {}
-    speeds: dict[str, float] = {}
+    by_shape: dict[str, list[PlannedRun]] = {}
     for run in plan.runs:
-        key = _speed_key(run)
-        if key not in speeds:
-            print(f"probing {run.model} ...", file=sys.stderr, flush=True)
-            cfg = with_fields(run.config, "train", fork_from=None, keep_steps=[])
-            speeds[key] = measure_tokens_per_s(cfg, steps=3)
+        by_shape.setdefault(_speed_key(run), []).append(run)
+    speeds: dict[str, float] = {}
+    for key, runs in by_shape.items():
+        typical = sorted(runs, key=lambda r: r.config.train.batch_size)[len(runs) // 2]  # the median batch
+        print(f"probing {typical.model} (batch {typical.config.train.batch_size}) ...", file=sys.stderr, flush=True)
+        speeds[key] = measure_tokens_per_s(with_fields(typical.config, "train", fork_from=None, keep_steps=[]), steps=3)
     return speeds
 
 
@@ -47,7 +48,8 @@ def print_plan(plan: Plan, probe: bool = True, max_parallel: int = 1) -> None:
         total += wall or 0.0
         fork = f"@{run.fork_step}" if run.fork_step else ("trunk" if run.role == "trunk" else "")
         budget = run.budget if run.budget is not None else run.flops
-        table.add_row(run.name, run.model, f"{run.n:,}", f"{run.tokens:,}", f"{budget:.3g}", f"{run.tokens / run.n:.1f}",
+        table.add_row(run.name, run.model, f"{run.n:,}", f"{run.tokens:,}", f"{budget:.3g}",
+                      f"{run.tokens / run.n:.1f}",
                       f"{run.steps:,}", fork, format_seconds(wall) if wall else "?")
     console = Console(width=max(160, Console().width))
     console.print(table)

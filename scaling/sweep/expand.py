@@ -46,7 +46,8 @@ def expand(spec: SweepSpecBase, path: str | Path | None = None) -> Plan:
     ids = [r.run_id for r in plan.runs]
     if len(set(ids)) != len(ids):
         dup = next(r for r in plan.runs if ids.count(r.run_id) > 1)
-        raise UserError(f"{path or 'sweep'}: {dup.name} appears twice in the grid (two entries resolve to the same run)")
+        raise UserError(f"{path or 'sweep'}: {dup.name} appears twice in the grid "
+                        "(two entries resolve to the same run)")
     return plan
 
 

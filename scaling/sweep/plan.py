@@ -120,7 +120,8 @@ class PlannedRun:
         c = self.counts
         return {
             "run_id": self.run_id, "name": self.name, "kind": self.kind, "design": self.design, "status": "pending",
-            "model": self.model, "run_dir": self.run_dir, "config_json": canonical_json(self.config.model_dump(mode="json")),
+            "model": self.model, "run_dir": self.run_dir,
+            "config_json": canonical_json(self.config.model_dump(mode="json")),
             "n_params": c.n_params, "n_params_nonembedding": c.n_nonembedding, "n_params_active": c.n_active,
             "n_params_active_nonembedding": c.n_active_nonembedding, "tokens": self.tokens, "steps": self.steps,
             "flops": self.flops, "flops_6n": self.flops_6n, "flops_full": self.flops_full,

@@ -26,7 +26,8 @@ class Progress:
         if live if live is not None else sys.stdout.isatty():
             from rich.live import Live
 
-            self._live = Live(self._table(), refresh_per_second=2, transient=False)
+            # Transient: the table of running runs disappears at the end; finished runs stay as lines above it.
+            self._live = Live(self._table(), refresh_per_second=2, transient=True)
             self._live.start()
 
     def counts(self) -> dict[str, int]:
@@ -58,10 +59,12 @@ class Progress:
         if began is not None and status == "done":
             self._seconds_done += time.time() - began
             self._flops_done += run.flops_full * run.trained_steps / run.steps
-        if not self._live:
-            detail = f"loss {row['loss']:.4f}" if row and row.get("loss") is not None else ""
-            if status != "done" and row and row.get("error"):
-                detail = row["error"]
+        detail = f"loss {row['loss']:.4f}" if row and row.get("loss") is not None else ""
+        if status != "done" and row and row.get("error"):
+            detail = row["error"]
+        if self._live:
+            self._live.console.print(f"{status:<6} {run.name}  {detail}", markup=False, highlight=False)
+        else:
             print(f"{status:<6} {run.name}  {detail}  [{self.line()}]", flush=True)
 
     def refresh(self) -> None:

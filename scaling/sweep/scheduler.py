@@ -18,6 +18,7 @@ def run_all(runs: list[PlannedRun], statuses: dict[str, str], executor, registry
     waiting = sorted(runs, key=lambda r: (r.role != "trunk", -r.flops_full * r.trained_steps / max(r.steps, 1)))
     queued = {r.run_id for r in waiting}
     in_flight: dict[object, PlannedRun] = {}
+    interrupted = True  # until the loop ends normally
     try:
         while waiting or in_flight:
             for run in list(waiting):
@@ -45,8 +46,9 @@ def run_all(runs: list[PlannedRun], statuses: dict[str, str], executor, registry
                 statuses[run.run_id] = row["status"] if row else status
                 progress.finished(run, statuses[run.run_id], row)
             progress.refresh()
+        interrupted = False
     finally:
-        executor.close()
+        executor.close(interrupted=interrupted)
     return statuses
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from scaling.errors import RunFailed
+from scaling.errors import RunFailed, UserError
 from scaling.sweep.executors import make_executor
 from scaling.sweep.executors.task import RunTask
 from scaling.sweep.expand import expand, load_sweep, resolved_spec
@@ -47,6 +47,7 @@ def submit(path: str | Path, out: str | Path, executor: str = "local", max_paral
     with claimed(sweep_dir, resolved, str(path)):
         registry = Registry(sweep_dir / "registry.sqlite")
         registry.init()
+        _refuse_foreign_rows(registry, plan, sweep_dir)
         for run in plan.runs:
             _write_run_config(sweep_dir, run)
         registry.add_planned(r.registry_row() for r in plan.runs)
@@ -73,6 +74,17 @@ def submit(path: str | Path, out: str | Path, executor: str = "local", max_paral
         raise RunFailed(f"{len(failed)} of {len(plan.runs)} runs failed (first: {failed[0]}); see "
                         f"{sweep_dir}/logs/ and `scaling sweep status {sweep_dir}`")
     return 0
+
+
+def _refuse_foreign_rows(registry: Registry, plan: Plan, sweep_dir: Path) -> None:
+    """Same sweep file but runs under other ids: the resolved run configs changed (a config default
+    or field was added since), so continuing would train a second copy of the grid beside the first."""
+    planned = {r.run_id for r in plan.runs}
+    foreign = [row["name"] for row in registry.runs() if row["run_id"] not in planned]
+    if foreign:
+        raise UserError(f"--out {sweep_dir}: its registry holds {len(foreign)} runs this sweep no longer expands to "
+                        f"(e.g. {foreign[0]}): the resolved run configs changed since it was submitted (a config "
+                        "default or field of this version of the code?); submit to a new --out")
 
 
 def _write_run_config(sweep_dir: Path, run: PlannedRun) -> None:

@@ -52,7 +52,8 @@ def claimed(sweep_dir: Path, resolved: dict[str, Any], source: str) -> Iterator[
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.seek(0)
-            raise UserError(f"--out {sweep_dir}: another submit is running on it (pid {lock.read().strip() or '?'})") from None
+            holder = lock.read().strip() or "?"
+            raise UserError(f"--out {sweep_dir}: another submit is running on it (pid {holder})") from None
         lock.seek(0)
         lock.truncate()
         lock.write(str(os.getpid()))

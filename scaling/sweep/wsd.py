@@ -36,8 +36,9 @@ def fork_branches(runs: list[PlannedRun]) -> Plan:
         for branch, start in zip(branches, starts):
             if start < max(1, opt.warmup):
                 field = "budgets" if branch.budget is not None else "tokens"
-                raise UserError(f"{field}: at {branch.tag} the {branch.model} branch ({branch.steps} steps) would fork at step "
-                                f"{start}, inside the warmup of {opt.warmup:g} steps; use more tokens or a shorter warmup")
+                raise UserError(f"{field}: at {branch.tag} the {branch.model} branch ({branch.steps} steps) would "
+                                f"fork at step {start}, inside the warmup of {opt.warmup:g} steps; use more tokens "
+                                "or a shorter warmup")
         trunk = dataclasses.replace(trunk, config=with_fields(trunk.config, "train", keep_steps=sorted(set(starts))),
                                     role="trunk", run_id="")
         planned.append(trunk)

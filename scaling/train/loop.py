@@ -89,8 +89,9 @@ def summary_of(cfg: RunConfig, budget: Budget, status: str, meta: dict, **extra)
     }
 
 
-def run_training(cfg: RunConfig, out_dir: str | Path) -> dict:
-    """Train (or resume) the run in `out_dir`; returns its summary. Raises RunFailed if it diverges."""
+def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> dict:
+    """Train (or resume) the run in `out_dir`; returns its summary. Raises RunFailed if it diverges.
+    `quiet` silences progress output without changing the run's config (and so its identity)."""
     enable_compilation_cache()
     run_dir = Path(out_dir)
     budget, mesh, train_iter, eval_set = prepare(cfg)
@@ -117,7 +118,7 @@ def run_training(cfg: RunConfig, out_dir: str | Path) -> dict:
     start = int(meta["step"])
 
     log = MetricsLog(run_dir, start, tensorboard=t.tensorboard)
-    progress = Progress(budget.steps, start, enabled=t.progress, label=cfg.model.name)
+    progress = Progress(budget.steps, start, enabled=t.progress and not quiet, label=cfg.model.name)
     peak = device_peak_flops()
     per_token_full = budget.counts.train_flops_per_token_full
     status, reason = "done", None

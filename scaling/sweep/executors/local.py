@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from scaling.sweep.executors.task import RunTask, execute_run
+from scaling.sweep.executors.task import RunTask, execute_run, terminate_all
 
 
 class LocalExecutor:
@@ -18,8 +18,11 @@ class LocalExecutor:
         done, _ = wait(handles, timeout=timeout, return_when=FIRST_COMPLETED)
         return [(f, _status(f)) for f in done]
 
-    def close(self) -> None:
-        # Threads already watching a trainer finish recording it; queued ones are dropped.
+    def close(self, interrupted: bool = False) -> None:
+        # Queued runs are dropped; threads already watching a trainer wait for it and record it.
+        if interrupted:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            terminate_all()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 

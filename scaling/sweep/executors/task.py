@@ -19,6 +19,7 @@ from typing import Any
 from scaling.sweep.registry import Registry
 
 HEARTBEAT_S = 30.0
+_LIVE: set[subprocess.Popen] = set()  # trainers started by this process, for terminate_all()
 # Exit statuses that mean "stopped from outside" (Ctrl-C, SIGTERM): the run is resumable, not failed.
 INTERRUPTED = {-signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGTERM}
 SUMMARY_FIELDS = ("loss", "eval_loss", "eval_bpb", "accuracy", "init_flops", "wall_s", "device", "tokens", "steps",
@@ -61,16 +62,28 @@ def execute_run(task: RunTask) -> str:
         log.flush()
         proc = subprocess.Popen(command, cwd=sweep_dir, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env={**os.environ, **task.env})
-        registry.mark_running(task.run_id, proc.pid, socket.gethostname())
-        while True:
-            try:
-                proc.wait(timeout=HEARTBEAT_S)
-                break
-            except subprocess.TimeoutExpired:
-                registry.heartbeat(task.run_id)
+        _LIVE.add(proc)
+        try:
+            registry.mark_running(task.run_id, proc.pid, socket.gethostname())
+            while True:
+                try:
+                    proc.wait(timeout=HEARTBEAT_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    registry.heartbeat(task.run_id)
+        finally:
+            _LIVE.discard(proc)
     fields, curves = outcome(task, proc.returncode, time.time() - started)
     registry.finish(task.run_id, fields, curves)
     return fields["status"]
+
+
+def terminate_all() -> None:
+    """SIGTERM every trainer this process started (the submitter was interrupted): they stop, and
+    their watchers record them as interrupted, to be resumed by the next submit."""
+    for proc in list(_LIVE):
+        if proc.poll() is None:
+            proc.terminate()
 
 
 def outcome(task: RunTask, returncode: int, wall_s: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -94,7 +107,8 @@ def outcome(task: RunTask, returncode: int, wall_s: float) -> tuple[dict[str, An
         fields.update(status="pending", error=f"interrupted (exit {returncode}); resumes on the next submit")
     else:
         reason = summary.get("reason") if status == "failed" else None
-        fields.update(status="failed", error=f"exit {returncode}: {reason or _last_line(Path(task.sweep_dir) / task.log_path)}")
+        reason = reason or _last_line(Path(task.sweep_dir) / task.log_path)
+        fields.update(status="failed", error=f"exit {returncode}: {reason}")
     curves = [{"step": p.get("step"), "tokens": p.get("tokens"), "flops": p.get(f"flops_{task.flop_convention}"),
                "flops_6n": p.get("flops_6n"), "flops_full": p.get("flops_full"), "eval_loss": p.get("eval_loss"),
                "eval_bpb": p.get("eval_bpb"), "accuracy": p.get("accuracy")}
