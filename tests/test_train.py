@@ -54,8 +54,9 @@ def unigram_entropy_nats(cfg: dict) -> float:
 
 
 def test_tiny_model_on_synthetic_math_learns_well_below_unigram_entropy(tmp_path):
-    cfg = tiny_config(tokens=16 * 64 * 300, eval_every=100, checkpoint_every=300)
+    cfg = tiny_config(tokens=16 * 64 * 300, eval_every=100, checkpoint_every=300, tensorboard=True)
     summary = run_training(run_config_from_dict(cfg), tmp_path / "run")
+    assert any((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     entropy = unigram_entropy_nats(cfg)
     assert entropy > 2.0  # digits, operators, spaces, newlines: a real distribution to beat
     assert summary["status"] == "done" and summary["step"] == 300

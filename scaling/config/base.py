@@ -52,17 +52,22 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[s
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
-        parts = key.strip().split(".")
-        node = data
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise UserError(f"--set {key}: {part} is not a mapping")
-            node = child
-        node[parts[-1]] = value
+        set_dotted(data, key.strip(), value, where=f"--set {key}")
     return data
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any, where: str) -> None:
+    """data['a']['b'] = value for key 'a.b', creating mappings on the way."""
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise UserError(f"{where}: {part} is not a mapping")
+        node = child
+    node[parts[-1]] = _deep_copy(value)
 
 
 def _deep_copy(d: Any) -> Any:

@@ -5,12 +5,12 @@ same sweep file always yields the same ids and a run is never trained twice unde
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from scaling.config.base import set_dotted  # noqa: F401 - re-exported for the sweep kinds
 from scaling.config.run import RunConfig
 from scaling.model.accounting import ModelCounts
 
@@ -30,22 +30,6 @@ def short_number(x: float) -> str:
         mantissa, exponent = text.split("e")
         text = f"{mantissa}e{int(exponent)}"
     return text
-
-
-def set_dotted(data: dict[str, Any], key: str, value: Any, where: str) -> None:
-    """data['a']['b'] = value for key 'a.b', creating mappings on the way."""
-    from scaling.errors import UserError
-
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise UserError(f"{where}: {part} is not a mapping in the run config")
-        node = child
-    node[parts[-1]] = copy.deepcopy(value)
 
 
 def with_fields(cfg: RunConfig, section: str, **fields: Any) -> RunConfig:

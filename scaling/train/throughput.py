@@ -13,12 +13,16 @@ from scaling.config.run import RunConfig
 from scaling.model import build_model
 from scaling.parallel import make_mesh
 from scaling.train.optim import make_optimizer
-from scaling.train.step import compile_steps, init_train_state
+from scaling.train.step import compile_steps, data_parallel_size, init_train_state
 
 
 def measure_step(cfg: RunConfig, steps: int = 3) -> dict:
     """Compile the train step, run it `steps` times on random tokens; returns timings in seconds."""
     mesh = make_mesh(cfg.mesh)
+    if (cfg.train.batch_size // cfg.train.grad_accum) % data_parallel_size(mesh):
+        # The batch does not split over this process's devices (e.g. a sweep submitter that sees more
+        # devices than its runs will): estimate on one device rather than fail the estimate.
+        mesh = make_mesh(cfg.mesh.model_copy(update={"data": 1, "fsdp": 1, "tensor": 1, "expert": 1, "devices": 1}))
     t0 = time.perf_counter()
     model = build_model(cfg.model, mesh, seed=cfg.train.seed)
     tx, schedule = make_optimizer(cfg.optimizer, max(steps + 1, 2))
