@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import re
 from pathlib import Path
@@ -47,7 +48,8 @@ def write_markdown(rows: list[dict], command: str) -> None:
     header = f"## Training throughput ({device})"
     lines = [header, "",
              f"{datetime.date.today()}, jax {jax.__version__}, Python {platform.python_version()}, "
-             f"{platform.processor() or platform.machine()}. Command: `{command}`. FLOPs in the full convention "
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, load average "
+             f"{os.getloadavg()[0]:.1f} when measured. Command: `{command}`. FLOPs in the full convention "
              "(6N + attention + output layer); MFU against the dense bf16 peak where known.", "",
              "| model | params | batch×seq | tokens/s | step ms | model TFLOP/s | MFU | compile s |",
              "|---|---|---|---|---|---|---|---|"]

@@ -11,7 +11,9 @@ from scaling.model.moe import capacity, dropless, route
 from scaling.parallel import make_mesh
 
 DENSE = ModelConfig(D=32, L=2, H=4, KV=2, F=64, V=64, max_seq_len=16, qk_norm=True, dtype="float32")
-MOE = DENSE.model_copy(update={"moe": MoEConfig(n_experts=4, top_k=2, d_expert=32, every=1, n_shared_experts=1)})
+# remat on the MoE model: the sharded-gradient test then also covers rematerialised backward passes.
+MOE = DENSE.model_copy(update={"moe": MoEConfig(n_experts=4, top_k=2, d_expert=32, every=1, n_shared_experts=1),
+                               "remat": "dots"})
 MOE_SIGMOID = DENSE.model_copy(update={"moe": MoEConfig(n_experts=4, top_k=2, d_expert=32, every=2, router="sigmoid",
                                                          aux_free_bias=True)})
 
@@ -135,3 +137,12 @@ def test_parameter_counts_equal_built_sizes(cfg):
         assert counts.n_active < counts.n_params
     else:
         assert counts.n_active == counts.n_params
+
+
+def test_fused_dot_product_attention_and_unscanned_layers_match_the_plain_path():
+    toks = tokens(B=2)
+    ref = np.asarray(jax.jit(lambda t: build_model(DENSE)(t)[0])(toks))
+    for change in ({"attention": "dot_product"}, {"scan_layers": False, "remat": "full"}):
+        cfg = DENSE.model_copy(update=change)
+        out = np.asarray(jax.jit(lambda t: build_model(cfg)(t)[0])(toks))
+        np.testing.assert_allclose(out, ref, atol=2e-5, rtol=1e-4)
