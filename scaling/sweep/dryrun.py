@@ -24,6 +24,8 @@ def probe_speeds(plan: Plan) -> dict[str, float]:
         return {}
     by_shape: dict[str, list[PlannedRun]] = {}
     for run in plan.runs:
+        if run.kind != "pretrain":  # RL runs' cost depends on generated lengths: no probe for them
+            continue
         by_shape.setdefault(_speed_key(run), []).append(run)
     speeds: dict[str, float] = {}
     for key, runs in by_shape.items():
@@ -43,13 +45,13 @@ def print_plan(plan: Plan, probe: bool = True, max_parallel: int = 1) -> None:
         table.add_column(col, justify="left" if col in ("run", "model") else "right")
     total = 0.0
     for run in plan.runs:
-        speed = speeds.get(_speed_key(run))
+        speed = speeds.get(_speed_key(run)) if run.kind == "pretrain" else None
         wall = run.tokens * run.trained_steps / run.steps / speed if speed else None
         total += wall or 0.0
         fork = f"@{run.fork_step}" if run.fork_step else ("trunk" if run.role == "trunk" else "")
         budget = run.budget if run.budget is not None else run.flops
         table.add_row(run.name, run.model, f"{run.n:,}", f"{run.tokens:,}", f"{budget:.3g}",
-                      f"{run.tokens / run.n:.1f}",
+                      f"{run.tokens / run.n:.1f}" if run.tokens else "",
                       f"{run.steps:,}", fork, format_seconds(wall) if wall else "?")
     console = Console(width=max(160, Console().width))
     console.print(table)

@@ -30,7 +30,7 @@ class SweepKind:
 
 
 _KINDS: dict[str, SweepKind] = {}
-_BUILTIN_MODULES = ["scaling.sweep.pretrain"]
+_BUILTIN_MODULES = ["scaling.sweep.pretrain", "scaling.sweep.rlvr"]
 
 
 def register_kind(kind: SweepKind) -> None:

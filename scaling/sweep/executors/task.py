@@ -112,7 +112,10 @@ def outcome(task: RunTask, returncode: int, wall_s: float) -> tuple[dict[str, An
     curves = [{"step": p.get("step"), "tokens": p.get("tokens"), "flops": p.get(f"flops_{task.flop_convention}"),
                "flops_6n": p.get("flops_6n"), "flops_full": p.get("flops_full"), "eval_loss": p.get("eval_loss"),
                "eval_bpb": p.get("eval_bpb"), "accuracy": p.get("accuracy")}
-              for p in summary.get("eval_history") or [] if p.get("step") is not None]
+              for p in summary.get("eval_history") or [] if p.get("step") is not None
+              # An RL run's evaluation before its first step sits at 0 RL FLOPs, off every log-compute
+              # axis and fit; its accuracy stays in summary.json as initial_accuracy.
+              and not (summary.get("kind") == "rlvr" and not p.get("flops_full"))]
     return fields, curves
 
 
