@@ -1,0 +1,107 @@
+"""`scaling fit LAW SOURCE`: fit a scaling law to a sweep directory or a CSV file.
+
+Thin: parses arguments and calls scaling.laws. JAX is imported only when a fit runs.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from scaling.errors import UserError
+
+LAWS = ("power", "chinchilla", "isoflop", "loglinear", "sigmoid")  # mirrors scaling.laws.LAWS
+
+DESCRIPTION = """\
+Fit a scaling law and print its parameters (with bootstrap intervals when asked).
+
+laws:
+  power       y = E + A·x^-α, in log space (default x: --c column, y: --loss column; --fix E=0)
+  chinchilla  L(N, D) = E + A/N^α + B/D^β, Hoffmann et al. Approach 3: summed Huber (δ=1e-3) on
+              log L, L-BFGS from 4,500 starts; also reports a = β/(α+β), b = α/(α+β) and G
+  isoflop     per-budget parabolas in log N; N_opt ∝ C^a, D_opt ∝ C^b (Approach 2)
+  loglinear   y = a + b·log10 x, and ln(1 - y) = c - k·ln x on the error rate
+  sigmoid     R(C) = R0 + (A - R0)/(1 + (C_mid/C)^B), A in [R0, 1] (ScaleRL)
+
+SOURCE is a sweep directory (its registry.sqlite: finished runs for power/chinchilla/isoflop,
+accuracy curves for loglinear/sigmoid) or a CSV file. When D is missing, D = C/(6N).
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("fit", help="fit a scaling law (power, chinchilla, isoflop, loglinear, sigmoid)",
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("law", metavar="LAW", help="one of: " + ", ".join(LAWS))
+    p.add_argument("source", metavar="SOURCE", help="sweep directory or CSV file")
+    add_column_options(p)
+    p.add_argument("--bootstrap", type=int, default=0, metavar="K",
+                   help="resample points (runs within budgets for isoflop) K times; 95%% percentile intervals")
+    p.add_argument("--holdout-largest", action="store_true",
+                   help="also fit without the largest budget (or x) and report the error predicting it")
+    p.add_argument("--method", default=None, metavar="M",
+                   help="chinchilla: huber (default, Hoffmann), huber-mle (Besiroglu et al. 2024), "
+                        "huber-mean (averaged terms: stops early, for comparison)")
+    p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
+                   help="hold a parameter fixed: E for power (e.g. E=0), R0 for sigmoid")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--json", default=None, metavar="FILE|-",
+                   help="write the result as one JSON object to FILE, or to stdout instead of the table with -")
+    p.set_defaults(func=run)
+
+
+def add_column_options(p: argparse.ArgumentParser) -> None:
+    """Column names and row filters; shared with `scaling plot`."""
+    cols = p.add_argument_group("columns (defaults are the sweep registry's names)")
+    cols.add_argument("--n", default=None, metavar="COL", help="parameter count N (default n_params)")
+    cols.add_argument("--d", default=None, metavar="COL", help="training tokens D (default tokens)")
+    cols.add_argument("--c", default=None, metavar="COL", help="training compute C in FLOPs (default flops)")
+    cols.add_argument("--loss", default=None, metavar="COL", help="loss in nats/token (default eval_loss)")
+    cols.add_argument("--x", default=None, metavar="COL", help="x for curve laws (default flops)")
+    cols.add_argument("--y", default=None, metavar="COL", help="y for curve laws (default accuracy)")
+    cols.add_argument("--group", default=None, metavar="COL",
+                      help="isoFLOP budget column (default budget; if absent, C rounded to 2 significant figures)")
+    p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K",
+                   help="drop the K highest-loss points before fitting: keeps loss < sorted(loss)[-K] "
+                        "(5 reproduces Epoch AI's 240-point Chinchilla set)")
+
+
+def columns_from_args(args):
+    from scaling.laws import Columns
+
+    return Columns(n=args.n, d=args.d, c=args.c, loss=args.loss, x=args.x, y=args.y, group=args.group)
+
+
+def parse_fixed(items: list[str]) -> dict[str, float]:
+    fixed = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            fixed[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise UserError(f"--fix {item!r}: expected NAME=VALUE, e.g. E=0")
+    return fixed
+
+
+def run(args) -> int:
+    from scaling import laws
+
+    law = laws.check_law(args.law)
+    if args.drop_highest_loss < 0:
+        raise UserError(f"--drop-highest-loss {args.drop_highest_loss}: must be >= 0")
+    pts = laws.load_points(args.source, law, columns_from_args(args), args.drop_highest_loss)
+    result = laws.fit(law, pts, method=args.method, fixed=parse_fixed(args.fix), bootstrap=args.bootstrap,
+                      holdout_largest=args.holdout_largest, seed=args.seed)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.json == "-":
+        print(result.dumps())
+        return 0
+    if args.json:
+        try:
+            with open(args.json, "w") as fh:
+                fh.write(result.dumps() + "\n")
+        except OSError as e:
+            raise UserError(f"--json {args.json}: cannot write ({e.strerror})") from None
+    print(laws.render_table(result))
+    return 0

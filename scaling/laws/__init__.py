@@ -1,0 +1,63 @@
+"""Scaling-law fits: power law, Chinchilla, isoFLOP, log-linear and sigmoid, with bootstrap intervals.
+
+Reads a CSV or a sweep registry and never imports the model, training or RL code, so anyone's
+results table can be fitted. Typical use:
+
+    from scaling import laws
+    pts = laws.load_points("sweeps/out/pretrain", "chinchilla")
+    result = laws.fit("chinchilla", pts, bootstrap=1000)
+    print(result.params, result.extra["a"], result.ci["alpha"])
+
+The fitting modules import JAX; they are loaded on first use so that reading data stays light.
+"""
+from __future__ import annotations
+
+from scaling.errors import UserError
+from scaling.laws.results import FitResult, render_table
+from scaling.laws.sources import CURVE_LAWS, LOSS_LAWS, Columns, Points, load_loss_points, load_xy_points
+
+LAWS = ("power", "chinchilla", "isoflop", "loglinear", "sigmoid")
+
+__all__ = ["LAWS", "Columns", "FitResult", "Points", "fit", "load_points", "render_table"]
+
+
+def check_law(law: str) -> str:
+    if law not in LAWS:
+        raise UserError(f"unknown law {law!r}; choose one of: {', '.join(LAWS)}")
+    return law
+
+
+def load_points(source, law: str, columns: Columns = Columns(), drop_highest_loss: int = 0) -> Points:
+    """The data a law needs from a CSV file or a sweep directory (see scaling.laws.sources)."""
+    check_law(law)
+    if law in ("chinchilla", "isoflop"):
+        return load_loss_points(source, columns, drop_highest_loss)
+    return load_xy_points(source, law, columns, drop_highest_loss)
+
+
+def fit(law: str, pts: Points, *, method: str | None = None, fixed: dict[str, float] | None = None,
+        bootstrap: int = 0, holdout_largest: bool = False, seed: int = 0) -> FitResult:
+    """Fit one law. `method` is for chinchilla (huber, huber-mle, huber-mean); `fixed` pins a
+    parameter (power: E, sigmoid: R0); `bootstrap` replicates give 95% percentile intervals."""
+    check_law(law)
+    if method and law != "chinchilla":
+        raise UserError(f"--method applies to chinchilla only, not {law}")
+    if fixed and law not in ("power", "sigmoid"):
+        raise UserError(f"--fix applies to power (E) and sigmoid (R0), not {law}")
+    common = dict(bootstrap=bootstrap, holdout_largest=holdout_largest, seed=seed)
+    if law == "chinchilla":
+        from scaling.laws.chinchilla import fit_chinchilla
+        return fit_chinchilla(pts, method=method or "huber", **common)
+    if law == "isoflop":
+        from scaling.laws.isoflop import fit_isoflop
+        return fit_isoflop(pts, **common)
+    if law == "power":
+        from scaling.laws.power import fit_power
+        return fit_power(pts, fixed=fixed, **common)
+    from scaling.laws.accuracy import fit_loglinear, fit_sigmoid
+    if law == "loglinear":
+        return fit_loglinear(pts, **common)
+    return fit_sigmoid(pts, fixed=fixed, **common)
+
+
+assert set(LOSS_LAWS) | set(CURVE_LAWS) == set(LAWS)

@@ -1,0 +1,69 @@
+"""Analysis files (`analysis/*.yaml`): which data, which columns, which figures to regenerate.
+
+    source: ../shared/data/chinchilla_epoch/svg_extracted_data.csv   # repo-relative or absolute
+    out: runs/analysis/chinchilla_epoch                              # default for --out
+    title: Chinchilla Figure 4 points (Epoch AI extraction)
+    columns: {n: Model Size, c: Training FLOP, loss: loss}
+    drop_highest_loss: 5
+    bootstrap: 1000
+    figures: [loss_vs_compute, isoflop, optimal_allocation, isoloss_contours, residuals]
+
+Relative paths are resolved against the repository root (the nearest parent of the file holding a
+pyproject.toml), so `scaling plot analysis/x.yaml` works from any working directory.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from scaling.config.base import StrictModel, read_yaml, validate
+from scaling.errors import UserError
+
+FigureName = Literal["loss_vs_compute", "isoflop", "optimal_allocation", "isoloss_contours",
+                     "accuracy_vs_compute", "residuals"]
+
+
+class AnalysisColumns(StrictModel):
+    n: str | None = None
+    d: str | None = None
+    c: str | None = None
+    loss: str | None = None
+    x: str | None = None
+    y: str | None = None
+    group: str | None = None
+
+
+class Analysis(StrictModel):
+    source: str
+    out: str | None = None
+    title: str | None = None
+    columns: AnalysisColumns = AnalysisColumns()
+    drop_highest_loss: int = Field(0, ge=0)
+    bootstrap: int = Field(200, ge=0)
+    seed: int = 0
+    figures: list[FigureName] | None = None  # None: every figure the data supports
+
+
+def repo_root(start: Path) -> Path:
+    for folder in [start, *start.parents]:
+        if (folder / "pyproject.toml").is_file():
+            return folder
+    return start
+
+
+def load_analysis(path: str | Path) -> tuple[Analysis, Path, Path | None]:
+    """The validated analysis, its source path and its output folder (None if unset), resolved."""
+    path = Path(path)
+    analysis = validate(Analysis, read_yaml(path), source=str(path))
+    root = repo_root(path.resolve().parent)
+
+    def resolve(p: str) -> Path:
+        p = Path(p).expanduser()
+        return p if p.is_absolute() else (root / p).resolve()
+
+    source = resolve(analysis.source)
+    if not source.exists():
+        raise UserError(f"{path}: source: {analysis.source} not found (looked at {source})")
+    return analysis, source, resolve(analysis.out) if analysis.out else None
