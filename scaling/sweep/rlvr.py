@@ -37,7 +37,7 @@ from scaling.config.rl import RLConfig
 from scaling.errors import UserError
 from scaling.sweep.kinds import SweepKind, register_kind
 from scaling.sweep.plan import Plan, PlannedRun, set_dotted, short_number
-from scaling.sweep.spec import SweepSpecBase, resolve_base
+from scaling.sweep.spec import SweepSpecBase, check_grid_values, resolve_base
 
 SELECTORS = ("compute_optimal", "all")
 # The sweep sets these itself; stating them in `set:`/`sweep:` too would be two sources of truth.
@@ -79,15 +79,7 @@ class RLVRSweepSpec(SweepSpecBase):
     @field_validator("budgets", "steps")
     @classmethod
     def _positive_distinct(cls, v):
-        if v is None:
-            return v
-        if not v:
-            raise ValueError("empty grid: list at least one value")
-        if any(x <= 0 for x in v):
-            raise ValueError(f"values must be positive, got {v}")
-        if len(set(v)) != len(v):
-            raise ValueError(f"lists a value twice: {v}")
-        return v
+        return check_grid_values(v)
 
     @model_validator(mode="after")
     def _rlvr_fields(self):

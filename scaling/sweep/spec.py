@@ -32,6 +32,19 @@ from scaling.sweep.rules import check_rule
 RULE_FORBIDDEN_PREFIXES = ("model.", "train.tokens", "train.flops", "train.fork_from", "train.keep_steps")
 
 
+
+def check_grid_values(v):
+    """A swept list of budgets/tokens/steps: non-empty, positive, no repeats (None = not given)."""
+    if v is None:
+        return v
+    if not v:
+        raise ValueError("empty grid: list at least one value")
+    if any(x <= 0 for x in v):
+        raise ValueError(f"values must be positive, got {v}")
+    if len(set(v)) != len(v):
+        raise ValueError(f"lists a value twice: {v}")
+    return v
+
 class SweepSpecBase(StrictModel):
     """Fields every kind of sweep has."""
 
@@ -104,15 +117,7 @@ class PretrainSweepSpec(SweepSpecBase):
     @field_validator("budgets", "tokens")
     @classmethod
     def _positive_distinct(cls, v):
-        if v is None:
-            return v
-        if not v:
-            raise ValueError("empty grid: list at least one value")
-        if any(x <= 0 for x in v):
-            raise ValueError(f"values must be positive, got {v}")
-        if len(set(v)) != len(v):
-            raise ValueError(f"lists a value twice: {v}")
-        return v
+        return check_grid_values(v)
 
     @field_validator("tokens_per_param")
     @classmethod
