@@ -81,7 +81,7 @@ def make_report(source, out_dir, columns: Columns = Columns(), drop_highest_loss
     if iso is not None and "isoflop" in wanted:
         fig, (ax,) = new_figure(width=7.2)
         F.plot_isoflop(ax, iso, pts)
-        ax.set_title(f"IsoFLOP profiles: {iso.extra['n_budgets']} budgets with an interior minimum ({name})")
+        ax.set_title(f"IsoFLOP profiles: {iso.extra['n_budgets']} budgets with an interior minimum\n({name})")
         report.files += save(fig, out_dir, "isoflop")
     if pts is not None and "optimal_allocation" in wanted:
         fig, axes = new_figure(n_cols=2, width=5.6)
