@@ -13,7 +13,7 @@ import sys
 from scaling.errors import RunFailed, UserError
 
 # Order is the order shown by `scaling --help`.
-COMMAND_MODULES = ["demo", "train", "rl", "eval", "sweep", "fit", "plot", "compare", "flops"]
+COMMAND_MODULES = ["train", "rl", "eval", "sweep", "fit", "plot", "flops"]
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -32,13 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineArgumentParser)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"scaling.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"scaling.cli.{name}":
-                continue  # command not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"scaling.cli.{name}").register(subparsers)
     return parser
 
 
