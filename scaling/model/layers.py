@@ -58,7 +58,6 @@ def attention(p: dict, x_BxSxD: jax.Array, positions_BxS: jax.Array, cfg: ModelC
     """
     dt = jnp.dtype(cfg.dtype)
     B, S, _ = x_BxSxD.shape
-    H, K, E = cfg.H, cfg.n_kv_heads, cfg.d_head
     q_BxSxHxE = dense(x_BxSxD, p["wq"].astype(dt))
     k_BxSxKxE = dense(x_BxSxD, p["wk"].astype(dt))
     v_BxSxKxE = dense(x_BxSxD, p["wv"].astype(dt))
