@@ -19,7 +19,7 @@ import numpy as np
 
 from scaling.errors import UserError
 from scaling.laws.bootstrap import (check_replicates, largest_budget_mask, percentile_intervals,
-                                    prediction_errors, resample_weights)
+                                    local_refits, prediction_errors, resample_weights)
 from scaling.laws.lbfgs import batched, minimize_batch, pad_points
 from scaling.laws.results import FitResult
 from scaling.laws.sources import Points, round_significant
@@ -157,11 +157,8 @@ def fit_sigmoid(pts: Points, fixed: dict[str, float] | None = None, bootstrap: i
                        + (f", R0 fixed at {fixed_r0:g}" if fixed_r0 is not None else ""),
                        notes=list(pts.notes), observed=y, predicted=predicted)
     if bootstrap:
-        weights = resample_weights(len(x), bootstrap, seed)
-        local = np.concatenate([res.x[best][None], starts[:: max(1, len(starts) // 7)]])
-        refit = _solve_sigmoid(log_x, y, np.repeat(weights, len(local), axis=0), np.tile(local, (bootstrap, 1)), fixed_r0)
-        f = refit.f.reshape(bootstrap, len(local))
-        z = refit.x.reshape(bootstrap, len(local), -1)[np.arange(bootstrap), np.argmin(f, axis=1)]
+        z = local_refits(lambda w, st: _solve_sigmoid(log_x, y, w, st, fixed_r0), res.x[best], starts, len(x),
+                         bootstrap, seed)
         draws = [_sigmoid_params(v, x_ref, fixed_r0) for v in z]
         result.samples = {k: np.array([d[k] for d in draws]) for k in params if fixed_r0 is None or k != "R0"}
         result.ci = percentile_intervals(result.samples)

@@ -68,3 +68,15 @@ def prediction_errors(observed: np.ndarray, predicted: np.ndarray) -> dict[str, 
         "mean_rel_error": float(np.mean(np.abs(err) / np.abs(observed))),
         "mean_signed_error": float(np.mean(err)),
     }
+
+
+def local_refits(solve, best: np.ndarray, starts: np.ndarray, n_points: int, n_replicates: int,
+                 seed: int = 0) -> np.ndarray:
+    """Bootstrap refits started near the full-data optimum (it plus a thinned slice of the start grid):
+    `solve(weights, starts)` runs the batched optimiser and returns an object with `.f` and `.x`.
+    Returns the best solution vector of each replicate, shape (n_replicates, dim)."""
+    weights = resample_weights(n_points, n_replicates, seed)
+    local = np.concatenate([best[None], starts[:: max(1, len(starts) // 7)]])
+    refit = solve(np.repeat(weights, len(local), axis=0), np.tile(local, (n_replicates, 1)))
+    f = refit.f.reshape(n_replicates, len(local))
+    return refit.x.reshape(n_replicates, len(local), -1)[np.arange(n_replicates), np.argmin(f, axis=1)]

@@ -16,7 +16,7 @@ import numpy as np
 
 from scaling.errors import UserError
 from scaling.laws.bootstrap import (check_replicates, largest_budget_mask, percentile_intervals,
-                                    prediction_errors, resample_weights)
+                                    local_refits, prediction_errors)
 from scaling.laws.lbfgs import batched, minimize_batch, pad_points
 from scaling.laws.results import FitResult
 from scaling.laws.sources import Points, round_significant
@@ -96,11 +96,8 @@ def fit_power(pts: Points, fixed: dict[str, float] | None = None, bootstrap: int
         observed=y, predicted=predicted)
 
     if bootstrap:
-        weights = resample_weights(len(x), bootstrap, seed)
-        local = np.concatenate([res.x[best][None], starts[:: max(1, len(starts) // 7)]])
-        refit = _solve(log_x, log_y, np.repeat(weights, len(local), axis=0), np.tile(local, (bootstrap, 1)), fixed_e)
-        f = refit.f.reshape(bootstrap, len(local))
-        z = refit.x.reshape(bootstrap, len(local), -1)[np.arange(bootstrap), np.argmin(f, axis=1)]
+        z = local_refits(lambda w, st: _solve(log_x, log_y, w, st, fixed_e), res.x[best], starts, len(x),
+                         bootstrap, seed)
         draws = [_to_params(v, x_ref, fixed_e) for v in z]
         result.samples = {k: np.array([d[k] for d in draws]) for k in params if fixed_e is None or k != "E"}
         result.ci = percentile_intervals(result.samples)
