@@ -140,12 +140,11 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
             if at_ckpt:
                 meta = {**meta, "step": done, "wall_s": wall_before + time.time() - t_run}
                 ckpt.save(done, state, None, meta)
-        else:
-            done = total_steps
         if not meta["eval_history"] or meta["eval_history"][-1]["step"] != int(state["step"]):
             log.write(evaluate(int(state["step"])))
         meta = {**meta, "step": int(state["step"]), "wall_s": wall_before + time.time() - t_run}
-        ckpt.save(meta["step"], state, None, meta) if meta["step"] not in ckpt.steps() else None
+        if meta["step"] not in ckpt.steps():  # stopped by the FLOP budget between checkpoints
+            ckpt.save(meta["step"], state, None, meta)
     finally:
         ckpt.close()
         log.close()
