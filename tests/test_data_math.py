@@ -26,10 +26,10 @@ def _documents(batch) -> list[str]:
     return docs
 
 
-@pytest.mark.parametrize("worked", [True, False])
+@pytest.mark.parametrize("worked", [1.0, 0.0])
 def test_corpus_documents_are_correct_answers_to_the_rl_task(tmp_path, worked):
-    cfg = _math_cfg(tmp_path, max_digits=3, max_steps=3, worked_answer=worked)
-    task = get_task("arithmetic", max_digits=3, max_steps=3, worked_answer=worked)
+    cfg = _math_cfg(tmp_path, max_digits=3, max_steps=3, worked_fraction=worked)
+    task = get_task("arithmetic", max_digits=3, max_steps=3, worked_fraction=worked)
     docs = _documents(next(build_train_iterator(cfg, seq_len=128, batch_size=16, seed=0, tokenizer=TOK)))
     assert len(docs) > 30
     for doc in docs:
@@ -38,7 +38,15 @@ def test_corpus_documents_are_correct_answers_to_the_rl_task(tmp_path, worked):
         problem = Problem(prompt=head + "\nA:", answer=str(eval(expression)))  # expressions are valid Python
         assert task.reward(completion, problem) == 1.0
         n_ops = sum(expression.count(op) for op in "+*") + expression.count("-")
-        assert ("=" in completion) == (worked and n_ops > 1)
+        assert ("=" in completion) == (worked == 1.0 and n_ops > 1)
+
+
+def test_worked_fraction_mixes_worked_and_direct_answers_in_that_share(tmp_path):
+    cfg = _math_cfg(tmp_path, max_digits=1, min_steps=2, max_steps=3, worked_fraction=0.3)
+    it = build_train_iterator(cfg, seq_len=128, batch_size=16, seed=0, tokenizer=TOK)
+    docs = _documents(next(it)) + _documents(next(it))
+    worked = sum("=" in d.split("\nA:")[1] for d in docs)
+    assert len(docs) > 100 and 0.2 < worked / len(docs) < 0.4
 
 
 def test_every_window_starts_at_a_problem_and_fits_a_tiny_context(tmp_path):

@@ -29,8 +29,18 @@ class MathConfig(StrictModel):
     min_steps: int = 1
     max_steps: int = Field(3, validate_default=True)
     operations: list[Literal["+", "-", "*"]] = Field(default_factory=lambda: ["+", "-", "*"])
-    worked_answer: bool = True  # show intermediate results (`3+4=7; 7*5=35.`) before `#### 35`
+    # Share of multi-step documents that show their intermediate results (`3+4=7; 7*5=35. #### 35`);
+    # the rest answer directly (`#### 35`). A mix is what makes RL interesting: a model pretrained
+    # on it can answer either way, and reward tells it which way is right more often.
+    worked_fraction: float = 1.0
     seed: int = 0
+
+    @field_validator("worked_fraction")
+    @classmethod
+    def _fraction_in_unit_interval(cls, v: float) -> float:
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"must be between 0 and 1, got {v}")
+        return v
 
     @field_validator("min_digits")
     @classmethod

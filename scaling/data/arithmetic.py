@@ -6,7 +6,8 @@ A document is `prompt + completion` (then EOS):
     A: #### 85                     A: 3+4=7; 7*5=35; 35-2=33. #### 33
 
 The prompt ends at `A:`; the completion starts with a space, optionally lists each intermediate
-result (`worked_answer`, only for 2+ steps), and always ends with `#### <integer>`. Expressions chain
+result (in a `worked_fraction` share of documents, only for 2+ steps), and always ends with
+`#### <integer>`. Expressions chain
 operations left to right, with parentheses only where precedence would otherwise change the order,
 so each expression is also valid Python that evaluates to the answer.
 
@@ -58,6 +59,11 @@ class ArithmeticProblem:
     @property
     def is_eval(self) -> bool:
         return bucket_of(self.expression, 1000) < EVAL_BUCKETS_PER_MILLE
+
+    def held_out_document(self, worked_fraction: float) -> str:
+        """The document of a held-out problem: whether it shows its work is fixed by a hash of the
+        problem, so eval losses compare across runs."""
+        return self.document(bucket_of("worked:" + self.expression, 1000) < worked_fraction * 1000)
 
 
 def parse_completion(completion: str) -> int | None:
@@ -149,5 +155,8 @@ def train_problem(cfg: MathConfig, seed: int, index: int) -> ArithmeticProblem:
 def corpus_documents(cfg: MathConfig, seed: int, window: int) -> Iterator[str]:
     """The unbounded document stream that fills pretraining window `window` (a function of its index only)."""
     rng = _rng(_CORPUS_STREAM, cfg.seed, seed, window)
+    mixed = 0.0 < cfg.worked_fraction < 1.0  # draw only for a mix: the pure streams stay as they were
     while True:
-        yield _next_train_problem(rng, cfg).document(cfg.worked_answer)
+        problem = _next_train_problem(rng, cfg)
+        # Drawn per occurrence, not per problem: the same problem is seen both ways.
+        yield problem.document(rng.random() < cfg.worked_fraction if mixed else cfg.worked_fraction == 1.0)

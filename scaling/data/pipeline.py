@@ -185,7 +185,7 @@ def _math_eval_windows(cfg: DataConfig, tokenizer: Tokenizer, window: int, n_win
 
     def held_out_documents() -> Iterator[str]:
         for problem in itertools.islice(arithmetic.iter_eval_problems(cfg.math), _EVAL_PROBLEM_POOL):
-            used.append(problem.document(cfg.math.worked_answer))
+            used.append(problem.held_out_document(cfg.math.worked_fraction))
             yield used[-1]
         while True:  # small problem spaces (or huge eval sets) cycle through the pool
             yield from list(used)
@@ -200,7 +200,7 @@ def corpus_stats(data_cfg: DataConfig, tokenizer: Tokenizer) -> dict[str, Any]:
     """Sizes for `--dry-run` tables. synthetic-math is unbounded: its train token count is None."""
     stats: dict[str, Any] = {"source": data_cfg.source, "tokenizer": tokenizer.name, "vocab_size": tokenizer.vocab_size}
     if data_cfg.source == "synthetic-math":
-        sample = [p.document(data_cfg.math.worked_answer) for p in arithmetic.eval_problems(data_cfg.math, 256)]
+        sample = [p.held_out_document(data_cfg.math.worked_fraction) for p in arithmetic.eval_problems(data_cfg.math, 256)]
         tokens = sum(len(t) + 1 for t in encode_documents(tokenizer, sample))
         return stats | {
             "unbounded": True,

@@ -1,7 +1,7 @@
 """Verifiable tasks for RL: `get_task(name, **params)` builds one.
 
 Built in: `arithmetic` (params: the fields of `MathConfig` — min_digits, max_digits, min_steps,
-max_steps, operations, worked_answer, seed — plus `format_reward`). Optional: `reasoning-gym`
+max_steps, operations, worked_fraction, seed — plus `format_reward`). Optional: `reasoning-gym`
 (params: dataset, eval_size, format_reward, and the dataset's own config fields).
 """
 from __future__ import annotations

@@ -28,7 +28,7 @@ class ArithmeticTask:
             "index": index,
             "expression": p.expression,
             "steps": len(p.steps),
-            "completion": p.completion(self.math.worked_answer),
+            "completion": p.completion(self.math.worked_fraction > 0),
         }
         return Problem(prompt=p.prompt, answer=str(p.answer), meta=meta)
 
