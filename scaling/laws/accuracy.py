@@ -16,6 +16,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import expit
 
 from scaling.errors import UserError
 from scaling.laws.bootstrap import (check_replicates, largest_budget_mask, percentile_intervals,
@@ -108,9 +109,10 @@ def _logit(v: float) -> float:
 
 def _sigmoid_params(z: np.ndarray, x_ref: float, fixed_r0: float | None) -> dict[str, float]:
     rho, kappa, log_b, m = (float(v) for v in z)
-    r0 = fixed_r0 if fixed_r0 is not None else 1 / (1 + math.exp(-rho))
-    A = r0 + (1 - r0) / (1 + math.exp(-kappa))
-    return {"A": A, "B": math.exp(log_b), "C_mid": x_ref * math.exp(m), "R0": r0}
+    # scipy's expit, not 1/(1+exp(-x)): a bootstrap replicate can wander to |x| > 710, where exp overflows.
+    r0 = fixed_r0 if fixed_r0 is not None else float(expit(rho))
+    A = r0 + (1 - r0) * float(expit(kappa))
+    return {"A": A, "B": float(np.exp(log_b)), "C_mid": x_ref * float(np.exp(m)), "R0": r0}
 
 
 def predict_sigmoid(params: dict[str, float], x) -> np.ndarray:

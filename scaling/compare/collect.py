@@ -1,0 +1,294 @@
+"""Read a pretraining sweep and an RLVR sweep into the points `analysis` compares.
+
+The RL runs measured accuracy with their own evaluator (greedy pass@1 on the task's held-out
+problems, sampled pass@k when eval.pass_k > 1); every pretrained model is put through exactly that
+evaluation here (same problems, prompt length, generation length, batch and sampling key as an RL
+run's step-0 evaluation), so both axes share one metric. Those evaluations are cached, one JSON line
+each, in OUT/pretrain_eval.jsonl keyed by run id, checkpoint step and settings: a second compare
+evaluates nothing. Every bad-input check happens before anything is evaluated or written.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from scaling.compare.analysis import CurvePoint, PretrainPoint, RLRun
+from scaling.errors import UserError
+
+CACHE_FILE = "pretrain_eval.jsonl"
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Everything that decides an evaluation's number: the RL loop's `evaluate(0)` with these."""
+
+    task: str
+    task_params: dict
+    problems: int
+    max_new: int
+    prompt_tokens: int
+    batch_size: int
+    pass_k: int
+    pass_k_problems: int
+    temperature: float
+    top_k: int
+    top_p: float
+    seed: int  # sampled pass@k uses key(seed + 10_000), as an RL run's step-0 evaluation does
+
+    @classmethod
+    def of(cls, cfg) -> EvalSettings:
+        """From an RLConfig. Greedy pass@1 alone does not depend on the seed: then it is 0, so runs
+        that differ only in seed share one evaluation of each pretrained model."""
+        return cls(cfg.task.name, dict(cfg.task.params), cfg.eval.problems, cfg.sampling.max_new,
+                   cfg.grpo.max_prompt_tokens, cfg.eval.batch_size, cfg.eval.pass_k, cfg.eval.pass_k_problems,
+                   cfg.sampling.temperature, cfg.sampling.top_k, cfg.sampling.top_p,
+                   cfg.seed if cfg.eval.pass_k > 1 else 0)
+
+    def key(self, run_id: str, step: int) -> str:
+        text = json.dumps({"run_id": run_id, "step": step, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Collected:
+    pretrain_dir: Path
+    rl_dir: Path
+    settings: EvalSettings
+    pretrain: list[PretrainPoint]
+    rl: list[RLRun]
+    loss_convention: str  # FLOP convention of the pretraining sweep's `flops` column (its loss law)
+    evaluated: int = 0  # pretrained models evaluated now (the rest came from the cache)
+    checks: list[dict] = field(default_factory=list)  # RL step-0 accuracy vs our evaluation of its init
+    warnings: list[str] = field(default_factory=list)
+
+
+def done_rows(sweep_dir: str | Path, kind: str, what: str) -> tuple[Path, list[dict], list[dict]]:
+    """(resolved dir, done runs, curves) of a sweep of the given kind; UserError naming `what` otherwise."""
+    from scaling.sweep.registry import Registry
+
+    path = Path(sweep_dir)
+    db = path / "registry.sqlite"
+    if not db.is_file():
+        raise UserError(f"{what} {sweep_dir}: not a sweep directory (no registry.sqlite)")
+    try:
+        registry = Registry(db)
+        rows, curves = registry.runs(), registry.curves()
+    except sqlite3.Error as e:
+        raise UserError(f"{what} {sweep_dir}: cannot read registry.sqlite ({e})") from None
+    kinds = {row.get("kind") or "pretrain" for row in rows}
+    spec = path / "sweep.yaml"
+    if not rows and spec.is_file():
+        try:
+            kinds = {(yaml.safe_load(spec.read_text()) or {}).get("kind") or "pretrain"}
+        except (yaml.YAMLError, AttributeError):
+            raise UserError(f"{what} {sweep_dir}: sweep.yaml is unreadable") from None
+    if kinds - {kind}:
+        raise UserError(f"{what} {sweep_dir}: a {'/'.join(sorted(kinds - {kind}))} sweep; expected kind {kind}")
+    done = [row for row in rows if row["status"] == "done"]
+    if not done:
+        raise UserError(f"{what} {sweep_dir}: no finished runs (see `scaling sweep status {sweep_dir}`)")
+    return path.resolve(), done, curves
+
+
+def _rl_config(sweep_dir: Path, row: dict):
+    from scaling.config.base import validate
+    from scaling.config.rl import RLConfig
+
+    path = sweep_dir / row["run_dir"] / "config.yaml"
+    if not path.is_file():
+        raise UserError(f"RL_SWEEP {sweep_dir}: run {row['name']} has no config.yaml ({path})")
+    return validate(RLConfig, yaml.safe_load(path.read_text()) or {}, source=str(path))
+
+
+def _summary(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _checkpoint_step(run_dir: Path) -> int | None:
+    steps = [int(p.name) for p in (run_dir / "checkpoints").glob("*") if p.name.isdigit()]
+    return max(steps) if steps else None
+
+
+class _HeldOutOnce:
+    """A task whose held-out problems are drawn once per size: drawing them (rejection against the
+    training stream) costs more than evaluating a tiny model, and every model gets the same ones."""
+
+    def __init__(self, task):
+        self._task, self._drawn = task, {}
+
+    def __getattr__(self, name):
+        return getattr(self._task, name)
+
+    def eval_problems(self, n: int):
+        if n not in self._drawn:
+            self._drawn[n] = self._task.eval_problems(n)
+        return self._drawn[n]
+
+
+def make_task(s: EvalSettings) -> _HeldOutOnce:
+    from scaling.rl.tasks import get_task
+
+    return _HeldOutOnce(get_task(s.task, **s.task_params))
+
+
+def evaluate_model(run_dir: Path, s: EvalSettings, task=None) -> dict[str, float]:
+    """The RL loop's evaluation of a policy, applied to a pretrained model's newest checkpoint
+    (`task`: the RL task, built from `s` when not given)."""
+    import jax
+
+    from scaling.rl.checkpoints import load_policy
+    from scaling.rl.evaluate import Evaluator
+    from scaling.rl.loop import check_task_fits_model
+    from scaling.rl.sampler import SamplingParams
+
+    task = task or make_task(s)
+    policy = load_policy(run_dir)
+    check_task_fits_model(task, policy.tokenizer, policy.model_cfg, s.prompt_tokens)
+    states = (policy.params, policy.rest)
+    problems = task.eval_problems(s.problems)
+    evaluator = Evaluator(policy.graphdef, policy.tokenizer, task, s.prompt_tokens, min(s.batch_size, s.problems))
+    accuracy, mean_len = evaluator.greedy_accuracy(states, problems, s.max_new)
+    metrics = {"accuracy": accuracy, "eval_response_len": mean_len}
+    if s.pass_k > 1:
+        sampling = SamplingParams(s.max_new, s.temperature, s.top_k, s.top_p)
+        metrics |= evaluator.sampled(states, problems[: s.pass_k_problems], s.pass_k, sampling,
+                                     jax.random.key(s.seed + 10_000))
+    return metrics
+
+
+def read_cache(path: Path) -> dict[str, dict]:
+    """key -> record; the last line for a key wins, and a torn last line (killed mid-write) is skipped."""
+    out = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+                out[record["key"]] = record
+            except (ValueError, KeyError, TypeError):
+                continue
+    return out
+
+
+def collect(pretrain_sweep: str | Path, rl_sweep: str | Path, out_dir: str | Path, reevaluate: bool = False,
+            log: Callable[[str], Any] = lambda _: None) -> Collected:
+    pre_dir, pre_rows, _ = done_rows(pretrain_sweep, "pretrain", "PRETRAIN_SWEEP")
+    rl_dir, rl_rows, rl_curves = done_rows(rl_sweep, "rlvr", "RL_SWEEP")
+    for row in pre_rows:
+        if _checkpoint_step(pre_dir / row["run_dir"]) is None:
+            raise UserError(f"PRETRAIN_SWEEP {pretrain_sweep}: run {row['name']} has no checkpoint to evaluate")
+        if row.get("flops_full") is None:
+            raise UserError(f"PRETRAIN_SWEEP {pretrain_sweep}: run {row['name']} records no full-convention FLOPs")
+    warnings: list[str] = []
+    configs = {row["run_id"]: _rl_config(rl_dir, row) for row in rl_rows}
+    tasks = {(c.task.name, json.dumps(c.task.params, sort_keys=True)) for c in configs.values()}
+    if len(tasks) > 1:
+        raise UserError(f"RL_SWEEP {rl_sweep}: its runs train on {len(tasks)} different tasks "
+                        f"({', '.join(sorted(t for t, _ in tasks))}); compare one task at a time")
+    first = min(rl_rows, key=lambda r: r["run_id"])
+    settings = EvalSettings.of(configs[first["run_id"]])
+    same = {run_id for run_id, cfg in configs.items() if EvalSettings.of(cfg) == settings}
+    if len(same) < len(configs):
+        others = ", ".join(r["name"] for r in rl_rows if r["run_id"] not in same)
+        warnings.append(f"RL runs {others} evaluated with other settings than {first['name']}, whose settings "
+                        "the pretrained models are evaluated with")
+
+    rl = _rl_runs(pre_dir, pre_rows, rl_dir, rl_rows, rl_curves, configs, warnings)
+    if not rl:
+        raise UserError(f"RL_SWEEP {rl_sweep}: no finished RL run has an evaluation curve to compare")
+    pretrain, evaluated = _pretrain_points(pretrain_sweep, pre_dir, pre_rows, settings, Path(out_dir), reevaluate, log)
+
+    # The RL loop evaluated each starting model before its first step: the same number, if the
+    # evaluation here really is the RL one.
+    by_id = {p.run_id: p for p in pretrain}
+    checks = [{"rl_run_id": r.run_id, "init_run_id": r.init_run_id, "rl_initial_accuracy": r.initial_accuracy,
+               "compare_accuracy": by_id[r.init_run_id].accuracy,
+               "equal": abs(r.initial_accuracy - by_id[r.init_run_id].accuracy) < 1e-9}
+              for r in rl if r.init_run_id in by_id and r.initial_accuracy is not None and r.run_id in same]
+    for c in checks:
+        if not c["equal"]:
+            warnings.append(f"RL run {c['rl_run_id']} measured its starting model at {c['rl_initial_accuracy']:.4g} "
+                            f"but compare measures {c['compare_accuracy']:.4g}: the evaluations differ")
+    conventions = {r.get("flop_convention") for r in pre_rows} - {None}
+    return Collected(pre_dir, rl_dir, settings, pretrain, rl, "/".join(sorted(conventions)) or "6n", evaluated,
+                     checks, warnings)
+
+
+def _rl_runs(pre_dir, pre_rows, rl_dir, rl_rows, rl_curves, configs, warnings) -> list[RLRun]:
+    """The RL side straight from the registry: its curves table, each run's starting model (found by
+    run directory, or by name when the pretraining sweep was moved) and that model's FLOPs."""
+    pre_by_dir = {(pre_dir / r["run_dir"]).resolve(): r for r in pre_rows}
+    pre_by_name = {Path(r["run_dir"]).name: r for r in pre_rows}
+    rl = []
+    for row in sorted(rl_rows, key=lambda r: (r.get("init_flops") or 0, r["flops"] or 0, r["run_id"])):
+        init_dir = Path(configs[row["run_id"]].init_run or "")
+        init_row = pre_by_dir.get(init_dir.resolve()) or pre_by_name.get(init_dir.name)
+        init_flops = row.get("init_flops") or (init_row or {}).get("flops_full")
+        curve = [CurvePoint(int(c["step"]), float(c["flops"]), float(c["accuracy"])) for c in rl_curves
+                 if c["run_id"] == row["run_id"] and c["accuracy"] is not None and (c["flops"] or 0) > 0]
+        if init_flops is None or not curve:
+            warnings.append(f"RL run {row['name']} left out: "
+                            + ("no pretraining FLOPs for its starting model" if init_flops is None else
+                               "no evaluation after an RL step in the registry"))
+            continue
+        if init_row is None:
+            warnings.append(f"RL run {row['name']} starts from {init_dir}, which is not a finished run of "
+                            f"PRETRAIN_SWEEP; it is placed at its recorded pretraining FLOPs ({init_flops:.3g})")
+        if curve[-1].accuracy != row["accuracy"] or curve[-1].rl_flops != row["flops"]:
+            warnings.append(f"RL run {row['name']}: its last curve point ({curve[-1].accuracy:.4g} at "
+                            f"{curve[-1].rl_flops:.4g} FLOPs) is not its registry row ({row['accuracy']} at "
+                            f"{row['flops']} FLOPs); the curve is used")
+        summary = _summary(rl_dir / row["run_dir"])
+        final = (summary.get("eval_history") or [{}])[-1]
+        rl.append(RLRun(
+            run_id=row["run_id"], name=row["name"] or row["run_id"],
+            init_run_id=init_row["run_id"] if init_row else init_dir.name, init_flops=float(init_flops),
+            curve=curve, initial_accuracy=summary.get("initial_accuracy"),
+            extra={"init_name": init_row["name"] if init_row else init_dir.name, "budget": row.get("budget"),
+                   "seed": row.get("seed"), "steps": row.get("steps"), "flops_6n": row.get("flops_6n"),
+                   "run_dir": row["run_dir"], **{k: v for k, v in final.items() if k.startswith(("pass@", "maj@"))}}))
+    return rl
+
+
+def _pretrain_points(sweep, pre_dir, pre_rows, settings, out_dir: Path, reevaluate, log) -> tuple[list, int]:
+    """Every done pretraining run on the RL task, from the cache or evaluated now (and then cached)."""
+    cache_path = out_dir / CACHE_FILE
+    cache = {} if reevaluate else read_cache(cache_path)
+    evaluated, task, points = 0, None, []
+    for i, row in enumerate(sorted(pre_rows, key=lambda r: (r["flops_full"], r["run_id"]))):
+        run_dir = pre_dir / row["run_dir"]
+        step = _checkpoint_step(run_dir)
+        key = settings.key(row["run_id"], step)
+        record = cache.get(key)
+        if record is None:
+            log(f"evaluating {row['name']} on {settings.task} ({i + 1}/{len(pre_rows)})")
+            started = time.time()
+            task = task or make_task(settings)
+            try:
+                metrics = evaluate_model(run_dir, settings, task)
+            except UserError as e:
+                raise UserError(f"PRETRAIN_SWEEP {sweep}: run {row['name']} cannot be evaluated on the RL task: "
+                                f"{e}") from None
+            record = {"key": key, "run_id": row["run_id"], "name": row["name"], "run_dir": str(run_dir), "step": step,
+                      "settings": asdict(settings), "metrics": metrics, "wall_s": round(time.time() - started, 3)}
+            out_dir.mkdir(parents=True, exist_ok=True)
+            with open(cache_path, "a") as fh:  # appended as each finishes: an interrupted compare keeps its work
+                fh.write(json.dumps(record) + "\n")
+            evaluated += 1
+        metrics = record["metrics"]
+        points.append(PretrainPoint(
+            run_id=row["run_id"], name=row["name"] or row["run_id"], flops=float(row["flops_full"]),
+            accuracy=float(metrics["accuracy"]),
+            extra={"model": row.get("model"), "n_params": row.get("n_params"), "tokens": row.get("tokens"),
+                   "flops_6n": row.get("flops_6n"), "eval_loss": row.get("eval_loss"), "checkpoint_step": step,
+                   "run_dir": row["run_dir"], **{k: v for k, v in metrics.items() if k != "accuracy"}}))
+    return points, evaluated
