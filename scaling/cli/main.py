@@ -13,7 +13,7 @@ import sys
 from scaling.errors import RunFailed, UserError
 
 # Order is the order shown by `scaling --help`.
-COMMAND_MODULES = ["train", "rl", "eval", "sweep", "fit", "plot", "compare", "flops"]
+COMMAND_MODULES = ["demo", "train", "rl", "eval", "sweep", "fit", "plot", "compare", "flops"]
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):

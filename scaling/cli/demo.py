@@ -1,0 +1,45 @@
+"""`scaling demo`: pretraining sweeps, RLVR sweep, laws and the comparison on the built-in corpora.
+
+Thin: parses arguments and calls scaling.demo.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+DESCRIPTION = """\
+Run the lab's main job on the built-in corpora, on CPU (about ten minutes on 2 cores):
+  1. an isoFLOP pretraining sweep on stdlib-code (sweeps/demo-cpu-isoflop.yaml)
+  2. a pretraining sweep on synthetic-math (sweeps/demo-math-cpu.yaml)
+  3. an RLVR (GRPO) sweep from its compute-optimal models (sweeps/rlvr-cpu.yaml)
+  4. the loss laws of sweep 1 (`scaling plot`), and 5. `scaling compare` of sweeps 2 and 3.
+Ends with the paths of the reports and figures and a five-line summary of the fitted laws.
+Everything resumes: a second `scaling demo` reuses finished runs and evaluations and only refits.
+"""
+
+
+def register(subparsers) -> None:
+    import argparse
+
+    p = subparsers.add_parser("demo", help="the whole pipeline on CPU in ~10 minutes: sweeps, laws, comparison",
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/demo", metavar="DIR", help="where everything goes (default runs/demo)")
+    p.add_argument("--max-parallel", type=int, default=2, metavar="K", help="runs at once (default 2)")
+    p.add_argument("--bootstrap", type=int, default=200, metavar="K", help="bootstrap replicates (default 200)")
+    for name, what in (("isoflop", "the isoFLOP pretraining sweep"), ("math", "the synthetic-math pretraining sweep"),
+                       ("rlvr", "the RLVR sweep (its init.sweep is replaced)")):
+        p.add_argument(f"--{name}-sweep", metavar="FILE", default=None, help=f"{what} (default: the bundled one)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from scaling.demo import DemoSweeps, run_demo
+    from scaling.errors import UserError
+    from scaling.laws.bootstrap import check_replicates
+
+    if args.max_parallel < 1:
+        raise UserError(f"--max-parallel {args.max_parallel}: must be >= 1")
+    check_replicates(args.bootstrap)
+    bundled = DemoSweeps.bundled()
+    sweeps = DemoSweeps(*(Path(getattr(args, f"{n}_sweep") or getattr(bundled, n)) for n in ("isoflop", "math", "rlvr")))
+    run_demo(Path(args.out), sweeps, max_parallel=args.max_parallel, bootstrap=args.bootstrap)
+    return 0

@@ -1,0 +1,139 @@
+"""`scaling demo`: the whole pipeline on the built-in corpora, on a laptop CPU, in about ten minutes.
+
+    1. isoflop   pretraining isoFLOP sweep on stdlib-code       → the loss law (isoFLOP, Chinchilla)
+    2. math      pretraining sweep on synthetic-math, 2 sizes   → the starting points of RL
+    3. rlvr      GRPO from the compute-optimal math models      → accuracy vs RL compute
+    4. laws      `scaling plot` of sweep 1;  compare  `scaling compare` of sweeps 2 and 3
+
+Every step is the command a user would run by hand (the sweeps resume, compare caches its
+evaluations), so a second `scaling demo` only refits and redraws. The loss law comes from
+stdlib-code because byte-level Python source is a real corpus with a smooth loss; the comparison
+needs a task a program can check, hence synthetic-math (see README, "The demo").
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from scaling.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class DemoSweeps:
+    isoflop: Path  # kind pretrain, design isoflop: the loss law
+    math: Path  # kind pretrain on synthetic-math: the models RL starts from
+    rlvr: Path  # kind rlvr; its init.sweep is replaced by the demo's own math sweep dir
+
+    @classmethod
+    def bundled(cls) -> "DemoSweeps":
+        return cls(REPO / "sweeps/demo-cpu-isoflop.yaml", REPO / "sweeps/demo-math-cpu.yaml",
+                   REPO / "sweeps/rlvr-cpu.yaml")
+
+    def check(self) -> None:
+        for name, path in self.__dict__.items():
+            if not Path(path).is_file():
+                raise UserError(f"demo: {name} sweep file {path} not found (run from a checkout of the repository)")
+
+
+def run_demo(out: Path, sweeps: DemoSweeps | None = None, max_parallel: int = 2, bootstrap: int = 200,
+             say: Callable[[str], None] = print) -> dict:
+    """Run (or resume) every step into `out`; returns the paths written and the summary lines."""
+    from scaling.compare import run_compare
+    from scaling.plots import make_report
+    from scaling.sweep.submit import submit
+
+    sweeps = sweeps or DemoSweeps.bundled()
+    sweeps.check()
+    out = Path(out).resolve()
+    dirs = {name: out / name for name in ("isoflop", "math", "rlvr", "laws", "compare")}
+    started = time.time()
+
+    def step(n: int, text: str) -> None:
+        say(f"\n[{n}/5 {_clock(time.time() - started)}] {text}")
+
+    step(1, f"pretraining isoFLOP sweep on stdlib-code ({sweeps.isoflop.name}) → {dirs['isoflop']}")
+    submit(sweeps.isoflop, dirs["isoflop"], max_parallel=max_parallel)
+    step(2, f"pretraining sweep on synthetic-math ({sweeps.math.name}) → {dirs['math']}")
+    submit(sweeps.math, dirs["math"], max_parallel=max_parallel)
+    step(3, f"RLVR sweep from the compute-optimal math models ({sweeps.rlvr.name}) → {dirs['rlvr']}")
+    submit(_rlvr_file_for(sweeps.rlvr, dirs["math"], out), dirs["rlvr"], max_parallel=max_parallel)
+    step(4, f"fitting the loss laws of sweep 1 → {dirs['laws']}")
+    laws = make_report(dirs["isoflop"], dirs["laws"], bootstrap=bootstrap, title="Demo: stdlib-code isoFLOP sweep",
+                       command=f"scaling plot {dirs['isoflop']} --out {dirs['laws']}")
+    step(5, f"comparing pretraining and RL compute → {dirs['compare']}")
+    cmp = run_compare(dirs["math"], dirs["rlvr"], dirs["compare"], bootstrap=bootstrap, log=say)
+    summary = summary_lines(laws.fits, cmp.comparison)
+    say(f"\nDone in {_clock(time.time() - started)}. Reports:\n  {dirs['compare'] / 'report.md'}\n"
+        f"  {dirs['laws'] / 'report.md'}\nFigures: {dirs['laws']}/*.png, {dirs['compare']}/*.png\n")
+    for line in summary:
+        say(line)
+    return {"dirs": dirs, "summary": summary, "laws": laws, "compare": cmp}
+
+
+def _rlvr_file_for(template: Path, math_dir: Path, out: Path) -> Path:
+    """The RL sweep file with its `init.sweep` pointed at this demo's math sweep and its base made
+    absolute: written to OUT/sweeps/ so the user can see, and resubmit, exactly what ran."""
+    spec = yaml.safe_load(template.read_text())
+    spec["init"] = {**spec.get("init", {}), "sweep": str(math_dir)}
+    if isinstance(spec.get("base"), str) and not Path(spec["base"]).is_absolute():
+        base = template.parent / spec["base"]
+        spec["base"] = str((base if base.exists() else REPO / spec["base"]).resolve())
+    target = out / "sweeps" / template.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = f"# Written by `scaling demo` from {template}: init.sweep and base made absolute.\n"
+    text += yaml.safe_dump(spec, sort_keys=False)
+    if not target.exists() or target.read_text() != text:
+        target.write_text(text)
+    return target
+
+
+def summary_lines(law_fits: dict, comparison) -> list[str]:
+    """Five lines: the isoFLOP exponents, the Chinchilla fit, accuracy per decade of pretraining and of
+    RL compute, and the compute-equivalent gain of RL; each with its 95% bootstrap interval."""
+    iso, chin = law_fits.get("isoflop"), law_fits.get("chinchilla")
+    lines = []
+    if iso is not None:
+        lines.append(f"isoFLOP (stdlib-code, C=6ND): N_opt ∝ C^{_ci(iso, 'a')}, D_opt ∝ C^{_ci(iso, 'b')}")
+    else:
+        lines.append("isoFLOP (stdlib-code): no fit (too few budgets with an interior loss minimum; see laws/report.md)")
+    if chin is not None:
+        lines.append(f"Chinchilla (stdlib-code): L = E + A/N^α + B/D^β with E={_ci(chin, 'E')}, α={_ci(chin, 'alpha')}, "
+                     f"β={_ci(chin, 'beta')}")
+    else:
+        lines.append("Chinchilla (stdlib-code): no fit")
+    pre = comparison.slopes.get("pretrain")
+    lines.append(f"pretraining (synthetic-math): {_slope(pre)} greedy pass@1 per decade of pretraining FLOPs (full)")
+    rl = [(k[3:], s) for k, s in comparison.slopes.items() if k.startswith("rl:")]
+    lines.append("RLVR: " + ("; ".join(f"{_slope(s)} per decade of RL FLOPs from {init}" for init, s in rl) or
+                             "no RL runs"))
+    finals = [g for g in comparison.gains if g.final and g.law == "loglinear"]
+    done = [g for g in finals if g.gain is not None]
+    if done:
+        lines.append("compute-equivalent gain of RL (pretraining FLOPs for the same accuracy / FLOPs spent): " +
+                     ", ".join(f"{g.gain:.2g}×" for g in done))
+    else:
+        reasons = sorted({g.status for g in finals}) or ["no RL runs"]
+        lines.append(f"compute-equivalent gain of RL: undefined ({', '.join(reasons)}; see compare/report.md)")
+    return lines
+
+
+def _ci(result, key: str) -> str:
+    value = result.params[key]
+    lo_hi = result.ci.get(key)
+    return f"{value:.3g}" + (f" [{lo_hi[0]:.3g}, {lo_hi[1]:.3g}]" if lo_hi else "")
+
+
+def _slope(slope) -> str:
+    if slope is None or slope.value is None:
+        return f"undefined ({slope.reason if slope else 'no data'})"
+    return f"{slope.value:+.3f}" + (f" [{slope.ci[0]:+.3f}, {slope.ci[1]:+.3f}]" if slope.ci else "")
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
