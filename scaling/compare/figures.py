@@ -181,8 +181,9 @@ def _power(ax, law: LawFit, pts: Points):
     ax.plot(grid, predict_power(law.result.params, grid), color=CYCLE[1], lw=1.8, label="power-law fit", zorder=2)
     s = law.result.samples
     if s:
-        draws = s.get("E", np.full(len(s["A"]), law.result.params["E"]))[:, None] + s["A"][:, None] * grid[None] ** (
-            -s["alpha"][:, None])
+        with np.errstate(over="ignore", invalid="ignore"):  # wandering replicates: dropped just below
+            draws = s.get("E", np.full(len(s["A"]), law.result.params["E"]))[:, None] + s["A"][:, None] * grid[None] ** (
+                -s["alpha"][:, None])
         draws = draws[np.all(np.isfinite(draws), axis=1)]
         if len(draws) >= 2:
             lo, hi = np.percentile(draws, [2.5, 97.5], axis=0)

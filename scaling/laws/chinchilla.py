@@ -84,7 +84,11 @@ def _huber_normaliser(delta: float) -> float:
 
 def to_params(x: np.ndarray) -> dict[str, float]:
     a, b, e, alpha, beta = (float(v) for v in x[:5])
-    return {"E": math.exp(e), "A": math.exp(a), "B": math.exp(b), "alpha": alpha, "beta": beta}
+    # A bootstrap replicate of a poorly constrained fit can drift to log A > 709: that is an infinite
+    # amplitude (its interval says so), not a crash.
+    with np.errstate(over="ignore"):
+        E, A, B = (float(np.exp(v)) for v in (e, a, b))
+    return {"E": E, "A": A, "B": B, "alpha": alpha, "beta": beta}
 
 
 def allocation(params: dict[str, float]) -> dict[str, float]:

@@ -59,8 +59,9 @@ def _solve(log_x, log_y, weights, starts, fixed_e):
 
 def _to_params(z: np.ndarray, x_ref: float, fixed_e: float | None) -> dict[str, float]:
     a, alpha, e = (float(v) for v in z)
-    E = fixed_e if fixed_e is not None else math.exp(e)
-    return {"E": E, "A": math.exp(a) * x_ref**alpha, "alpha": alpha}
+    with np.errstate(over="ignore"):  # a wandering bootstrap replicate: infinite, not a crash
+        E = fixed_e if fixed_e is not None else float(np.exp(e))
+        return {"E": E, "A": float(np.exp(a)) * x_ref**alpha, "alpha": alpha}
 
 
 def fit_power(pts: Points, fixed: dict[str, float] | None = None, bootstrap: int = 0,

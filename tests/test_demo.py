@@ -1,0 +1,93 @@
+"""`scaling demo` end to end on smaller sweeps: every step runs for real (subprocess trainings, GRPO,
+fits, compare), then a second demo reuses everything and trains nothing.
+
+The math and RL sweeps are the tiny ones of test_sweep_rlvr (shared compiled shapes); the isoFLOP
+sweep is three tiny byte-level models at three budgets on stdlib-code.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scaling.cli.main import main
+from scaling.demo import DemoSweeps, run_demo
+from scaling.sweep.registry import Registry
+from test_sweep_rlvr import PRETRAIN, RL_BASE, one_device  # noqa: F401  (one_device: autouse fixture)
+
+ISO = {"name": "iso", "kind": "pretrain", "design": "isoflop", "flop_convention": "6n",
+       "budgets": [1.0e8, 3.0e8, 1.0e9], "tokens_per_param": [0.1, 1000],
+       "models": [{"name": f"iso{d}", "D": d, "L": 1, "H": 2, "F": 2 * d, "max_seq_len": 64} for d in (16, 24, 32)],
+       "base": {"data": {"source": "stdlib-code"}, "mesh": {"devices": 1}, "optimizer": {"lr": 1e-2, "warmup": 2},
+                "train": {"seq_len": 64, "batch_size": 8, "log_every": 8, "eval_every": 1000, "eval_batches": 1,
+                          "checkpoint_every": 1000, "progress": False}}}
+
+
+def demo_sweeps(root: Path) -> DemoSweeps:
+    math = copy.deepcopy(PRETRAIN) | {"name": "math", "tokens": [16 * 64 * 4, 16 * 64 * 8]}  # 2 sizes x 2 budgets
+    rl = {"name": "rl", "kind": "rlvr", "base": RL_BASE, "init": {"sweep": "replaced-by-the-demo",
+                                                                   "select": "compute_optimal"},
+          "budgets": [1.2e8], "seeds": [0]}
+    paths = []
+    for name, spec in (("iso", ISO), ("math", math), ("rl", rl)):
+        paths.append(root / f"{name}.yaml")
+        paths[-1].write_text(yaml.safe_dump(spec))
+    return DemoSweeps(*paths)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    sweeps = demo_sweeps(root)
+    lines: list[str] = []
+    result = run_demo(root / "out", sweeps, max_parallel=2, bootstrap=20, say=lines.append)
+    return root, sweeps, result, lines
+
+
+def test_demo_runs_every_step_and_ends_with_reports_and_a_five_line_summary(demo):
+    root, _, result, lines = demo
+    out = root / "out"
+    for sweep in ("isoflop", "math", "rlvr"):
+        rows = Registry(out / sweep / "registry.sqlite").runs()
+        assert rows and all(r["status"] == "done" for r in rows), sweep
+    assert len(Registry(out / "math/registry.sqlite").runs()) == 4
+    assert len(Registry(out / "rlvr/registry.sqlite").runs()) == 2  # compute-optimal model of each budget
+    # The RL sweep file the demo ran is kept, pointed at the demo's own math sweep.
+    ran = yaml.safe_load((out / "sweeps/rl.yaml").read_text())
+    assert ran["init"]["sweep"] == str(out / "math")
+    for report in (out / "laws/report.md", out / "compare/report.md"):
+        assert report.is_file() and report.stat().st_size > 500
+    assert (out / "compare/accuracy_vs_total_compute.png").is_file()
+    assert list((out / "laws").glob("*.png"))
+    summary = result["summary"]
+    assert len(summary) == 5 and summary == lines[-5:]
+    assert summary[0].startswith("isoFLOP") and summary[1].startswith("Chinchilla")
+    assert "per decade of pretraining" in summary[2] and summary[3].startswith("RLVR")
+    assert any(str(out / "compare/report.md") in line for line in lines)
+
+
+def test_second_demo_reuses_every_run_and_evaluation(demo, monkeypatch):
+    root, sweeps, first, _ = demo
+    import scaling.compare.collect as collect
+
+    def no_evaluation(*args, **kwargs):
+        raise AssertionError("a second demo must read the cached evaluations")
+
+    monkeypatch.setattr(collect, "evaluate_model", no_evaluation)
+    lines: list[str] = []
+    again = run_demo(root / "out", sweeps, max_parallel=2, bootstrap=20, say=lines.append)
+    assert again["summary"] == first["summary"]
+    # Submit prints straight to stdout; its per-sweep counts are checked through the registries instead:
+    # nothing new was planned or re-run (one row per run, all done).
+    for sweep in ("isoflop", "math", "rlvr"):
+        rows = Registry(root / "out" / sweep / "registry.sqlite").runs()
+        assert all(r["status"] == "done" for r in rows)
+
+
+def test_demo_with_a_missing_sweep_file_exits_2_with_one_line(tmp_path, capsys):
+    code = main(["demo", "--out", str(tmp_path / "out"), "--math-sweep", str(tmp_path / "nope.yaml")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "nope.yaml" in err
+    assert not (tmp_path / "out").exists()

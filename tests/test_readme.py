@@ -1,0 +1,94 @@
+"""Every command in README.md is exercised: run as written, or, where it would take minutes or a GPU,
+checked by the real argument parser and then run by the test that owns it.
+
+Commands run in a scratch folder whose `configs/`, `sweeps/`, `analysis/` link to the repository's
+and whose `../shared` is the repository's, so `runs/` never lands in the checkout.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from scaling.cli.main import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+# How each README command is exercised beyond parsing (matched on its first words).
+RUN = "run"  # run exactly as written, in order, exit code 0
+ELSEWHERE = {
+    "scaling demo": "tests/test_demo.py runs the demo's steps on smaller sweeps",
+    "scaling compare runs/demo": "tests/test_demo.py and tests/test_compare.py run compare on real sweeps",
+    "scaling sweep submit sweeps/gpu-isoflop.yaml": "expanded with --dry-run below (needs GPUs and a Ray cluster)",
+}
+
+
+def readme_commands() -> list[str]:
+    """The shell commands of the README's ```bash blocks, `&&` chains split, in order."""
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), re.S)
+    commands = []
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            commands += [part.strip() for part in line.split("&&") if part.strip()]
+    return commands
+
+
+def how(command: str) -> str:
+    for prefix, where in ELSEWHERE.items():
+        if command.startswith(prefix):
+            return where
+    return RUN
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("readme")
+    work = base / "work"
+    work.mkdir()
+    for name in ("configs", "sweeps", "analysis"):
+        (work / name).symlink_to(ROOT / name)
+    (base / "shared").symlink_to((ROOT.parent / "shared").resolve())
+    return work
+
+
+def test_the_quickstart_is_the_two_documented_commands():
+    commands = readme_commands()
+    assert commands[:4] == ['python3 -m pip install -e .', 'scaling demo',
+                            'python3 -m pip install -e ".[dev]"', 'python3 -m pytest']
+    assert (ROOT / "docs/demo-accuracy-vs-compute.png").is_file()
+    assert "python3 -m pytest" in (ROOT / ".ci/run").read_text()
+
+
+def test_every_scaling_command_parses_and_names_files_that_exist():
+    parser = build_parser()
+    for command in readme_commands():
+        argv = shlex.split(command)
+        if argv[0] != "scaling":
+            continue
+        parser.parse_args(argv[1:])  # argparse exits (SystemExit) on an unknown option
+        for arg in argv[1:]:
+            if arg.startswith(("configs/", "sweeps/", "analysis/", "../shared/")):
+                assert (ROOT / arg).exists(), f"README names {arg}, which does not exist"
+
+
+def test_the_gpu_sweep_of_the_readme_expands(capsys):
+    assert main(["sweep", "submit", "sweeps/gpu-isoflop.yaml", "--dry-run", "--no-probe"]) == 0
+    assert "runs (dry run: nothing written)" in capsys.readouterr().out
+
+
+def test_readme_commands_run_as_written(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    ran = []
+    for command in readme_commands():
+        argv = shlex.split(command)
+        if argv[0] != "scaling" or how(command) != RUN:
+            continue
+        assert main(argv[1:]) == 0, command
+        ran.append(command)
+        capsys.readouterr()
+    assert len(ran) >= 10
+    assert (workdir / "runs/example.csv").read_text().count("\n") == 5  # header + 4 runs
+    assert (workdir / "runs/tiny-math-rl/summary.json").is_file()
