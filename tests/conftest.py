@@ -12,3 +12,22 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 from scaling.runtime import enable_compilation_cache  # noqa: E402
 
 enable_compilation_cache()
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory):
+    """`scaling demo` once on the test-size sweeps of tiny_sweeps.py: its math and RL sweep dirs also
+    serve the compare tests, so the suite trains them once."""
+    from scaling.demo import DemoSweeps, run_demo
+    from tiny_sweeps import write_demo_sweeps
+
+    root = tmp_path_factory.mktemp("demo")
+    sweeps = DemoSweeps(*write_demo_sweeps(root))
+    lines: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:  # the runs are subprocesses: one device each starts faster
+        mp.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+        result = run_demo(root / "out", sweeps, max_parallel=2, bootstrap=20, say=lines.append)
+    return root, sweeps, result, lines

@@ -113,7 +113,6 @@ def test_loss_law_prefers_isoflop_then_falls_back_and_says_why():
 
 # -- end to end: two tiny sweeps through `scaling compare` ---------------------------------------
 
-from test_sweep_rlvr import PRETRAIN, RL_BASE, submit, write  # noqa: E402  (same models: shared compiles)
 
 import scaling.cli.main as cli_main  # noqa: E402
 import scaling.compare.collect as collect_module  # noqa: E402
@@ -122,24 +121,16 @@ from scaling.sweep.registry import Registry  # noqa: E402
 FIGURES = ("accuracy_vs_total_compute", "rl_accuracy_vs_rl_compute", "pretraining_loss_law")
 
 
-def run_cli(argv, monkeypatch) -> int:
-    if "compare" not in cli_main.COMMAND_MODULES:  # until main.py lists it
-        monkeypatch.setattr(cli_main, "COMMAND_MODULES", [*cli_main.COMMAND_MODULES, "compare"])
+def run_cli(argv) -> int:
     return cli_main.main(argv)
 
 
 @pytest.fixture(scope="module")
-def sweeps(tmp_path_factory) -> tuple[Path, Path]:
-    """2 sizes x 2 token budgets of pretraining, then GRPO from the best model of each budget."""
-    root = tmp_path_factory.mktemp("compare")
-    pre = {**PRETRAIN, "name": "pre2x2", "tokens": [16 * 64 * 4, 16 * 64 * 8]}
-    proc = submit(write(root / "pre.yaml", pre), root / "pre", "--max-parallel", "2")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    rl = {"name": "rl", "kind": "rlvr", "base": RL_BASE, "budgets": [1.2e8], "seeds": [0],
-          "init": {"sweep": str(root / "pre"), "select": "compute_optimal"}}
-    proc = submit(write(root / "rl.yaml", rl), root / "rl", "--max-parallel", "2")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return root / "pre", root / "rl"
+def sweeps(tiny_demo) -> tuple[Path, Path]:
+    """The demo's math sweep (2 sizes x 2 token budgets) and its GRPO sweep from the best model of
+    each budget: trained once per session by the `tiny_demo` fixture."""
+    out = tiny_demo[0] / "out"
+    return out / "math", out / "rlvr"
 
 
 def test_compare_puts_both_sweeps_on_one_axis_and_a_second_run_reads_the_cache(sweeps, tmp_path, monkeypatch,
@@ -149,7 +140,7 @@ def test_compare_puts_both_sweeps_on_one_axis_and_a_second_run_reads_the_cache(s
     evaluated = []
     real = collect_module.evaluate_model
     monkeypatch.setattr(collect_module, "evaluate_model", lambda d, *a: evaluated.append(d) or real(d, *a))
-    assert run_cli(["compare", str(pre), str(rl), "--out", str(out), "--bootstrap", "50"], monkeypatch) == 0
+    assert run_cli(["compare", str(pre), str(rl), "--out", str(out), "--bootstrap", "50"]) == 0
     assert len(evaluated) == 4  # every done pretraining run, once
     assert "accuracy per decade of pretraining compute" in capsys.readouterr().out
     for name in FIGURES:
@@ -185,7 +176,7 @@ def test_compare_puts_both_sweeps_on_one_axis_and_a_second_run_reads_the_cache(s
     # Again: nothing is evaluated, and the same numbers come out.
     monkeypatch.setattr(collect_module, "evaluate_model", lambda *a: pytest.fail("evaluated again"))
     started = time.time()
-    assert run_cli(["compare", str(pre), str(rl), "--out", str(out), "--bootstrap", "50"], monkeypatch) == 0
+    assert run_cli(["compare", str(pre), str(rl), "--out", str(out), "--bootstrap", "50"]) == 0
     assert time.time() - started < 30
     assert json.loads((out / "compare.json").read_text()) == result
     assert "0 evaluated now, 4 from" in (out / "report.md").read_text()
@@ -218,7 +209,7 @@ def test_bad_sweeps_exit_2_with_one_line_and_leave_the_output_folder_alone(case,
     out.mkdir()
     (out / "report.md").write_text("an earlier report\n")
     argv = ["compare", str(make_pre(tmp_path)), str(make_rl(tmp_path)), "--out", str(out)]
-    assert run_cli(argv, monkeypatch) == 2
+    assert run_cli(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and names in err and expected in err, err
     assert [p.name for p in out.iterdir()] == ["report.md"] and (out / "report.md").read_text() == "an earlier report\n"

@@ -1,49 +1,22 @@
 """`scaling demo` end to end on smaller sweeps: every step runs for real (subprocess trainings, GRPO,
 fits, compare), then a second demo reuses everything and trains nothing.
 
-The math and RL sweeps are the tiny ones of test_sweep_rlvr (shared compiled shapes); the isoFLOP
-sweep is three tiny byte-level models at three budgets on stdlib-code.
+The sweeps are the test-size ones of tiny_sweeps.py; the run itself is the session fixture
+`tiny_demo` (conftest.py), whose sweep dirs the compare tests reuse.
 """
 from __future__ import annotations
-
-import copy
-from pathlib import Path
 
 import pytest
 import yaml
 
 from scaling.cli.main import main
-from scaling.demo import DemoSweeps, run_demo
+from scaling.demo import run_demo
 from scaling.sweep.registry import Registry
-from test_sweep_rlvr import PRETRAIN, RL_BASE, one_device  # noqa: F401  (one_device: autouse fixture)
-
-ISO = {"name": "iso", "kind": "pretrain", "design": "isoflop", "flop_convention": "6n",
-       "budgets": [1.0e8, 3.0e8, 1.0e9], "tokens_per_param": [0.1, 1000],
-       "models": [{"name": f"iso{d}", "D": d, "L": 1, "H": 2, "F": 2 * d, "max_seq_len": 64} for d in (16, 24, 32)],
-       "base": {"data": {"source": "stdlib-code"}, "mesh": {"devices": 1}, "optimizer": {"lr": 1e-2, "warmup": 2},
-                "train": {"seq_len": 64, "batch_size": 8, "log_every": 8, "eval_every": 1000, "eval_batches": 1,
-                          "checkpoint_every": 1000, "progress": False}}}
 
 
-def demo_sweeps(root: Path) -> DemoSweeps:
-    math = copy.deepcopy(PRETRAIN) | {"name": "math", "tokens": [16 * 64 * 4, 16 * 64 * 8]}  # 2 sizes x 2 budgets
-    rl = {"name": "rl", "kind": "rlvr", "base": RL_BASE, "init": {"sweep": "replaced-by-the-demo",
-                                                                   "select": "compute_optimal"},
-          "budgets": [1.2e8], "seeds": [0]}
-    paths = []
-    for name, spec in (("iso", ISO), ("math", math), ("rl", rl)):
-        paths.append(root / f"{name}.yaml")
-        paths[-1].write_text(yaml.safe_dump(spec))
-    return DemoSweeps(*paths)
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    sweeps = demo_sweeps(root)
-    lines: list[str] = []
-    result = run_demo(root / "out", sweeps, max_parallel=2, bootstrap=20, say=lines.append)
-    return root, sweeps, result, lines
+@pytest.fixture
+def demo(tiny_demo):
+    return tiny_demo
 
 
 def test_demo_runs_every_step_and_ends_with_reports_and_a_five_line_summary(demo):

@@ -20,17 +20,7 @@ from scaling.cli.main import main
 from scaling.sweep.expand import expand, load_sweep
 from scaling.sweep.registry import Registry
 
-MATH = {"min_digits": 1, "max_digits": 1, "min_steps": 1, "max_steps": 1, "operations": ["+", "-"]}
-TINY = [{"name": f"math{d}", "D": d, "L": 1, "H": 2, "F": 2 * d, "max_seq_len": 64} for d in (32, 48)]
-PRETRAIN = {"name": "pre", "kind": "pretrain", "design": "grid", "models": TINY, "tokens": [16 * 64 * 8],
-            "base": {"data": {"source": "synthetic-math", "math": MATH}, "mesh": {"devices": 1},
-                     "optimizer": {"lr": 1e-2, "warmup": 4},
-                     "train": {"seq_len": 64, "batch_size": 16, "log_every": 4, "eval_every": 8, "eval_batches": 1,
-                               "checkpoint_every": 8, "progress": False}}}
-RL_BASE = {"task": {"name": "arithmetic", "params": MATH}, "sampling": {"max_new": 8},
-           "grpo": {"group_size": 4, "prompts_per_step": 2, "max_prompt_tokens": 16},
-           "eval": {"every": 1, "problems": 8, "pass_k": 1}, "mesh": {"devices": 1},
-           "checkpoint_every": 100, "log_every": 1, "progress": False}
+from tiny_sweeps import MATH, PRETRAIN, RL_BASE, write
 
 
 def env() -> dict[str, str]:
@@ -40,11 +30,6 @@ def env() -> dict[str, str]:
 def submit(sweep: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "scaling", "sweep", "submit", str(sweep), "--out", str(out), *extra],
                           capture_output=True, text=True, env=env())
-
-
-def write(path: Path, data: dict) -> Path:
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 @pytest.fixture(autouse=True)
