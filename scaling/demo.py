@@ -22,6 +22,7 @@ import yaml
 from scaling.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
+DESIGN_N = "n_params_active_nonembedding"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ def run_demo(out: Path, sweeps: DemoSweeps | None = None, max_parallel: int = 2,
              say: Callable[[str], None] = print) -> dict:
     """Run (or resume) every step into `out`; returns the paths written and the summary lines."""
     from scaling.compare import run_compare
+    from scaling.laws import Columns
     from scaling.plots import make_report
     from scaling.sweep.submit import submit
 
@@ -64,8 +66,11 @@ def run_demo(out: Path, sweeps: DemoSweeps | None = None, max_parallel: int = 2,
     step(3, f"RLVR sweep from the compute-optimal math models ({sweeps.rlvr.name}) → {dirs['rlvr']}")
     submit(_rlvr_file_for(sweeps.rlvr, dirs["math"], out), dirs["rlvr"], max_parallel=max_parallel)
     step(4, f"fitting the loss laws of sweep 1 → {dirs['laws']}")
-    laws = make_report(dirs["isoflop"], dirs["laws"], bootstrap=bootstrap, title="Demo: stdlib-code isoFLOP sweep",
-                       command=f"scaling plot {dirs['isoflop']} --out {dirs['laws']}")
+    # N is what the isoFLOP design budgeted with (C = 6ND over active non-embedding parameters), not the
+    # registry's default total count, so that D = C/(6N) is each run's real token count.
+    laws = make_report(dirs["isoflop"], dirs["laws"], Columns(n=DESIGN_N), bootstrap=bootstrap,
+                       title="Demo: stdlib-code isoFLOP sweep",
+                       command=f"scaling plot {dirs['isoflop']} --out {dirs['laws']} --n {DESIGN_N}")
     step(5, f"comparing pretraining and RL compute → {dirs['compare']}")
     cmp = run_compare(dirs["math"], dirs["rlvr"], dirs["compare"], bootstrap=bootstrap, log=say)
     summary = summary_lines(laws.fits, cmp.comparison)
