@@ -92,3 +92,8 @@ def test_readme_commands_run_as_written(workdir, monkeypatch, capsys):
     assert len(ran) >= 10
     assert (workdir / "runs/example.csv").read_text().count("\n") == 5  # header + 4 runs
     assert (workdir / "runs/tiny-math-rl/summary.json").is_file()
+
+
+def test_the_sweep_file_shown_in_the_readme_is_the_bundled_one():
+    shown = re.search(r"```yaml\n(.*?)```", README.read_text(), re.S).group(1)
+    assert shown in (ROOT / "sweeps/example.yaml").read_text()
