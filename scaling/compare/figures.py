@@ -54,6 +54,10 @@ def _sparse_log_x(ax):
     """Over a decade or two matplotlib labels every minor tick (2,3,...,9 ×10^k) and they overlap;
     keep only the 2 and 5 ones, and label those."""
     lo, hi = ax.get_xlim()
+    if np.log10(hi / lo) < 1:  # under a decade matplotlib crowds labels at 1.6, 1.8, 2, ...: show one decade
+        middle = np.sqrt(lo * hi)
+        lo, hi = middle / 10**0.5, middle * 10**0.5
+        ax.set_xlim(lo, hi)
     if np.log10(hi / lo) < 2.5:
         ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
         ax.xaxis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(np.inf, np.inf)))
@@ -141,6 +145,10 @@ def plot_gains(ax, cmp: Comparison) -> bool:
         ax.errorbar([g.spent], [g.gain], yerr=[[g.gain - lo], [hi - g.gain]], fmt="o" if g.status == IN_RANGE else "s",
                     mfc=colors[init_of[g.run_id]] if g.status == IN_RANGE else "white", color=colors[init_of[g.run_id]],
                     capsize=3, ms=6, zorder=3)
+        if g.ci and not np.isfinite(g.ci[1]):
+            ax.plot([g.spent], [hi], "^", color=colors[init_of[g.run_id]], ms=7, zorder=3)
+    if any(g.ci and not np.isfinite(g.ci[1]) for g in gains):
+        ax.plot([], [], "^", color=GREY, label="interval open above (some replicates never reach it)")
     ax.axhline(1.0, color="black", lw=0.8, ls="--", label="break-even: RL = more pretraining")
     ax.plot([], [], "o", color=GREY, label="within the pretraining points")
     ax.plot([], [], "s", mfc="white", color=GREY, label="outside them (extrapolated)")
