@@ -16,7 +16,6 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.special import expit
 
 from scaling.errors import UserError
 from scaling.laws.bootstrap import (check_replicates, largest_budget_mask, percentile_intervals,
@@ -107,11 +106,18 @@ def _logit(v: float) -> float:
     return math.log(v / (1 - v))
 
 
+def _expit(x: float) -> float:
+    """1/(1+e^-x) without overflow: a bootstrap replicate can wander to |x| > 710."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
 def _sigmoid_params(z: np.ndarray, x_ref: float, fixed_r0: float | None) -> dict[str, float]:
     rho, kappa, log_b, m = (float(v) for v in z)
-    # scipy's expit, not 1/(1+exp(-x)): a bootstrap replicate can wander to |x| > 710, where exp overflows.
-    r0 = fixed_r0 if fixed_r0 is not None else float(expit(rho))
-    A = r0 + (1 - r0) * float(expit(kappa))
+    r0 = fixed_r0 if fixed_r0 is not None else _expit(rho)
+    A = r0 + (1 - r0) * _expit(kappa)
     return {"A": A, "B": float(np.exp(log_b)), "C_mid": x_ref * float(np.exp(m)), "R0": r0}
 
 
