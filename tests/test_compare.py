@@ -121,10 +121,6 @@ from scaling.sweep.registry import Registry  # noqa: E402
 FIGURES = ("accuracy_vs_total_compute", "rl_accuracy_vs_rl_compute", "pretraining_loss_law")
 
 
-def run_cli(argv) -> int:
-    return cli_main.main(argv)
-
-
 @pytest.fixture(scope="module")
 def sweeps(tiny_demo) -> tuple[Path, Path]:
     """The demo's math sweep (2 sizes x 2 token budgets) and its GRPO sweep from the best model of
@@ -140,7 +136,7 @@ def test_compare_puts_both_sweeps_on_one_axis_and_a_second_run_reads_the_cache(s
     evaluated = []
     real = collect_module.evaluate_model
     monkeypatch.setattr(collect_module, "evaluate_model", lambda d, *a: evaluated.append(d) or real(d, *a))
-    assert run_cli(["compare", str(pre), str(rl), "--out", str(out), "--bootstrap", "50"]) == 0
+    assert cli_main.main(["compare", str(pre), str(rl), "--out", str(out), "--bootstrap", "50"]) == 0
     assert len(evaluated) == 4  # every done pretraining run, once
     assert "accuracy per decade of pretraining compute" in capsys.readouterr().out
     for name in FIGURES:
@@ -176,7 +172,7 @@ def test_compare_puts_both_sweeps_on_one_axis_and_a_second_run_reads_the_cache(s
     # Again: nothing is evaluated, and the same numbers come out.
     monkeypatch.setattr(collect_module, "evaluate_model", lambda *a: pytest.fail("evaluated again"))
     started = time.time()
-    assert run_cli(["compare", str(pre), str(rl), "--out", str(out), "--bootstrap", "50"]) == 0
+    assert cli_main.main(["compare", str(pre), str(rl), "--out", str(out), "--bootstrap", "50"]) == 0
     assert time.time() - started < 30
     assert json.loads((out / "compare.json").read_text()) == result
     assert "0 evaluated now, 4 from" in (out / "report.md").read_text()
@@ -209,7 +205,7 @@ def test_bad_sweeps_exit_2_with_one_line_and_leave_the_output_folder_alone(case,
     out.mkdir()
     (out / "report.md").write_text("an earlier report\n")
     argv = ["compare", str(make_pre(tmp_path)), str(make_rl(tmp_path)), "--out", str(out)]
-    assert run_cli(argv) == 2
+    assert cli_main.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and names in err and expected in err, err
     assert [p.name for p in out.iterdir()] == ["report.md"] and (out / "report.md").read_text() == "an earlier report\n"
