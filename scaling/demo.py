@@ -22,7 +22,6 @@ import yaml
 from scaling.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
-DESIGN_N = "n_params_active_nonembedding"
 
 
 @dataclass(frozen=True)
@@ -66,11 +65,10 @@ def run_demo(out: Path, sweeps: DemoSweeps | None = None, max_parallel: int = 2,
     step(3, f"RLVR sweep from the compute-optimal math models ({sweeps.rlvr.name}) → {dirs['rlvr']}")
     submit(_rlvr_file_for(sweeps.rlvr, dirs["math"], out), dirs["rlvr"], max_parallel=max_parallel)
     step(4, f"fitting the loss laws of sweep 1 → {dirs['laws']}")
-    # N is what the isoFLOP design budgeted with (C = 6ND over active non-embedding parameters), not the
-    # registry's default total count, so that D = C/(6N) is each run's real token count.
-    laws = make_report(dirs["isoflop"], dirs["laws"], Columns(n=DESIGN_N), bootstrap=bootstrap,
+    # The fits read the sweep's design N (active non-embedding parameters) from its registry by default.
+    laws = make_report(dirs["isoflop"], dirs["laws"], Columns(), bootstrap=bootstrap,
                        title="Demo: stdlib-code isoFLOP sweep",
-                       command=f"scaling plot {dirs['isoflop']} --out {dirs['laws']} --n {DESIGN_N}")
+                       command=f"scaling plot {dirs['isoflop']} --out {dirs['laws']}")
     step(5, f"comparing pretraining and RL compute → {dirs['compare']}")
     cmp = run_compare(dirs["math"], dirs["rlvr"], dirs["compare"], bootstrap=bootstrap, log=say)
     summary = summary_lines(laws.fits, cmp.comparison)

@@ -35,6 +35,19 @@ def test_registry_runs_are_the_finished_pretraining_runs(sweep):
     assert any("column 'budget'" in n for n in pts.notes)
 
 
+def test_a_sweeps_fits_default_to_its_design_n_and_total_n_on_request(sweep):
+    con = sqlite3.connect(sweep / "registry.sqlite")
+    with con:  # what a real sweep records: the non-embedding N its budgets were planned with
+        con.execute("ALTER TABLE runs ADD COLUMN n_params_active_nonembedding INTEGER")
+        con.execute("UPDATE runs SET n_params_active_nonembedding = n_params / 2")
+    con.close()
+    total = load_points(sweep, "isoflop", Columns(n="n_params"))
+    design = load_points(sweep, "isoflop")
+    np.testing.assert_allclose(design.N, total.N // 2)  # SQLite integer division
+    assert design.labels["N"] == "n_params_active_nonembedding" and any("design N" in n for n in design.notes)
+    assert total.labels["N"] == "n_params" and not any("design N" in n for n in total.notes)
+
+
 def test_registry_curves_are_one_per_rl_run(sweep):
     pts = load_points(sweep, "sigmoid")
     assert len(pts) == 6 and set(pts.curve) == {"rl1"}

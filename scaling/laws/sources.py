@@ -2,7 +2,9 @@
 
 A law needs a few roles (N, D, C, loss for pretraining laws; x, y for accuracy curves). Each role is
 read from a column whose name defaults to the sweep registry's own (`n_params`, `tokens`, `flops`,
-`eval_loss`, `accuracy`, `budget`) and can be renamed for someone else's CSV. Every problem a user
+`eval_loss`, `accuracy`, `budget`) and can be renamed for someone else's CSV. N is the exception: where
+the table is a sweep's (its registry, or its `sweep export`), N defaults to the sweep's design N, the
+active non-embedding parameters its budgets were planned with (C = 6ND), not the total `n_params`. Every problem a user
 can fix (missing file or column, a NaN, a non-positive size) is a one-line `UserError`.
 """
 from __future__ import annotations
@@ -19,6 +21,8 @@ from scaling.errors import UserError
 
 DEFAULT_COLUMNS = {"n": "n_params", "d": "tokens", "c": "flops", "loss": "eval_loss",
                    "x": "flops", "y": "accuracy", "group": "budget"}
+# The N a sweep plans its budgets with (`PlannedRun.n`); a table with this column came from a sweep.
+DESIGN_N = "n_params_active_nonembedding"
 LOSS_LAWS = ("chinchilla", "isoflop", "power")
 CURVE_LAWS = ("loglinear", "sigmoid")
 
@@ -168,8 +172,11 @@ def load_loss_points(source: str | Path, cols: Columns = Columns(), drop_highest
     """N, D, C and loss for the pretraining laws (chinchilla, isoflop); D = C/(6N) or C = 6ND when
     only one of them is given, and budgets from the grouping column or C rounded to 2 digits."""
     table = open_table(source, "runs")
+    cols, design_note = _design_n(table, cols)
     pts = Points(str(source), labels={"loss": cols.name("loss"), "N": cols.name("n")})
     pts.N = _role(table, cols, "n", "--n")
+    if design_note:
+        pts.notes.append(design_note)
     pts.loss = _role(table, cols, "loss", "--loss")
     has_d, has_c = _optional(table, cols, "d"), _optional(table, cols, "c")
     if not has_d and not has_c:
@@ -199,6 +206,16 @@ def load_loss_points(source: str | Path, cols: Columns = Columns(), drop_highest
         pts.notes.append(f"isoFLOP budgets: C rounded to 2 significant figures (no {cols.name('group')!r} column)")
     pts.budget = budget
     return drop_highest(pts, drop_highest_loss)
+
+
+def _design_n(table: Table, cols: Columns) -> tuple[Columns, str | None]:
+    """Default N to a sweep's design N where every row has it, so a fit's exponents are those of the
+    budgets the sweep planned (with the total `n_params` the demo's isoFLOP a is 0.42, not 0.60)."""
+    if cols.explicit("n") or not table.has(DESIGN_N):
+        return cols, None
+    if any(v is None or v == "" for v in table.values[DESIGN_N]):
+        return cols, None
+    return replace(cols, n=DESIGN_N), f"N: column {DESIGN_N!r}, the sweep's design N (set --n n_params for total)"
 
 
 def drop_highest(pts: Points, k: int) -> Points:

@@ -15,7 +15,7 @@ from scaling.laws.chinchilla import compute_optimal, predict_loss
 from scaling.laws.isoflop import format_flops, predict_optimal
 from scaling.laws.results import FitResult
 from scaling.laws.sources import Points
-from scaling.plots.style import GREY, LABELS, OKABE_ITO, SEQUENTIAL, styled
+from scaling.plots.style import GREY, LABELS, OKABE_ITO, SEQUENTIAL, n_label, styled
 
 FRONTIER = OKABE_ITO["vermillion"]
 ISOFLOP = OKABE_ITO["blue"]
@@ -47,7 +47,7 @@ def plot_loss_vs_compute(ax, pts: Points, chinchilla: FitResult | None = None, i
     """Every run's final loss against its compute, coloured by model size, with the compute-optimal frontier."""
     sc = ax.scatter(pts.C, pts.loss, c=pts.N, norm=LogNorm(), cmap=SEQUENTIAL, s=16, linewidths=0.3,
                     edgecolors="white", label="runs", zorder=3)
-    ax.figure.colorbar(sc, ax=ax, pad=0.01).set_label(LABELS["N"])
+    ax.figure.colorbar(sc, ax=ax, pad=0.01).set_label(n_label(pts))
     if chinchilla is not None:
         grid = _log_grid(pts.C.min(), pts.C.max() * 10)
         n_opt, d_opt = compute_optimal(chinchilla.params, grid)
@@ -90,8 +90,8 @@ def plot_isoflop(ax, fit: FitResult, pts: Points):
     handles, labels = ax.get_legend_handles_labels()
     handles.append(Line2D([], [], marker="*", color="black", linestyle="none", markersize=9))
     labels.append("parabola minimum (N_opt, L_opt)")
-    ax.legend(handles, labels, loc="upper right")
-    ax.set(xscale="log", xlabel=LABELS["N"], ylabel=LABELS["loss"])
+    ax.legend(handles, labels, loc="best")  # the parabolas fill different corners from sweep to sweep
+    ax.set(xscale="log", xlabel=n_label(pts), ylabel=LABELS["loss"])
 
 
 def _colormap():
@@ -158,7 +158,7 @@ def plot_isoloss_contours(ax, chinchilla: FitResult, pts: Points | None = None):
     ax.plot(d_opt[inside], n_opt[inside], color=FRONTIER, lw=2.2, label="efficient frontier (min loss per C)")
     if pts is not None:
         ax.scatter(pts.D, pts.N, s=7, color="black", alpha=0.7, linewidths=0, label="runs")
-    ax.set(xscale="log", yscale="log", xlabel=LABELS["D"], ylabel=LABELS["N"], xlim=(d_lo, d_hi), ylim=(n_lo, n_hi))
+    ax.set(xscale="log", yscale="log", xlabel=LABELS["D"], ylabel=n_label(pts), xlim=(d_lo, d_hi), ylim=(n_lo, n_hi))
     ax.legend(loc="lower left", framealpha=0.9)
 
 

@@ -29,6 +29,12 @@ LABELS = {
     "rl_flops": "RL compute (FLOPs)",
 }
 
+
+def n_label(pts) -> str:
+    """The N axis label, saying which N where a sweep's design N (non-embedding, active) was fitted."""
+    column = pts.labels.get("N") if pts is not None else None
+    return "active non-embedding parameters N" if column == "n_params_active_nonembedding" else LABELS["N"]
+
 RC = {
     "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8.5,
     "axes.grid": True, "grid.alpha": 0.25, "grid.linewidth": 0.6, "axes.spines.top": False,
