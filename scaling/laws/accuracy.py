@@ -18,11 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from scaling.errors import UserError
-from scaling.laws.bootstrap import (check_replicates, largest_budget_mask, percentile_intervals,
-                                    local_refits, prediction_errors, resample_weights)
+from scaling.laws.bootstrap import (check_replicates, largest_x_holdout, local_bootstrap, percentile_intervals,
+                                    resample_weights)
 from scaling.laws.lbfgs import batched, minimize_batch, pad_points
 from scaling.laws.results import FitResult
-from scaling.laws.sources import Points, round_significant
+from scaling.laws.sources import Points
 
 
 def _weighted_line(u: np.ndarray, v: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -81,11 +81,7 @@ def fit_loglinear(pts: Points, bootstrap: int = 0, holdout_largest: bool = False
             result.samples.update({"error_rate.c": coef[:, 0], "error_rate.k": -coef[:, 1]})
         result.ci = percentile_intervals(result.samples)
     if holdout_largest:
-        held = largest_budget_mask(round_significant(x))
-        fit = fit_loglinear(pts.subset(~held))
-        result.extra["holdout"] = {"x": float(x[held].max()),
-                                   **prediction_errors(y[held], predict_loglinear(fit.params, x[held])),
-                                   "params": fit.params}
+        result.extra["holdout"] = largest_x_holdout(pts, x, y, fit_loglinear, predict_loglinear)
     return result
 
 
@@ -165,17 +161,12 @@ def fit_sigmoid(pts: Points, fixed: dict[str, float] | None = None, bootstrap: i
                        + (f", R0 fixed at {fixed_r0:g}" if fixed_r0 is not None else ""),
                        notes=list(pts.notes), observed=y, predicted=predicted)
     if bootstrap:
-        z = local_refits(lambda w, st: _solve_sigmoid(log_x, y, w, st, fixed_r0), res.x[best], starts, len(x),
-                         bootstrap, seed)
-        draws = [_sigmoid_params(v, x_ref, fixed_r0) for v in z]
-        result.samples = {k: np.array([d[k] for d in draws]) for k in params if fixed_r0 is None or k != "R0"}
-        result.ci = percentile_intervals(result.samples)
+        result.samples, result.ci = local_bootstrap(
+            lambda w, st: _solve_sigmoid(log_x, y, w, st, fixed_r0), res.x[best], starts, len(x), bootstrap, seed,
+            lambda v: _sigmoid_params(v, x_ref, fixed_r0), fixed="R0" if fixed_r0 is not None else None)
     if holdout_largest:
-        held = largest_budget_mask(round_significant(x))
-        fit = fit_sigmoid(pts.subset(~held), fixed=fixed)
-        result.extra["holdout"] = {"x": float(x[held].max()),
-                                   **prediction_errors(y[held], predict_sigmoid(fit.params, x[held])),
-                                   "params": fit.params}
+        result.extra["holdout"] = largest_x_holdout(pts, x, y, lambda kept: fit_sigmoid(kept, fixed=fixed),
+                                                    predict_sigmoid)
     return result
 
 

@@ -6,9 +6,12 @@ as one batched minimisation, and a weighted sum over points equals the sum over 
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from scaling.errors import UserError
+from scaling.laws.sources import Points, round_significant
 
 CI_LEVEL = 0.95
 
@@ -80,3 +83,22 @@ def local_refits(solve, best: np.ndarray, starts: np.ndarray, n_points: int, n_r
     refit = solve(np.repeat(weights, len(local), axis=0), np.tile(local, (n_replicates, 1)))
     f = refit.f.reshape(n_replicates, len(local))
     return refit.x.reshape(n_replicates, len(local), -1)[np.arange(n_replicates), np.argmin(f, axis=1)]
+
+
+def local_bootstrap(solve, best: np.ndarray, starts: np.ndarray, n_points: int, n_replicates: int, seed: int,
+                    to_params: Callable[[np.ndarray], dict], fixed: str | None = None):
+    """`local_refits`, turned into per-parameter samples (a parameter held fixed has none) and their
+    percentile intervals: what a fit stores as `samples` and `ci`."""
+    draws = [to_params(v) for v in local_refits(solve, best, starts, n_points, n_replicates, seed)]
+    samples = {k: np.array([d[k] for d in draws]) for k in draws[0] if k != fixed}
+    return samples, percentile_intervals(samples)
+
+
+def largest_x_holdout(pts: Points, x: np.ndarray, y: np.ndarray, refit: Callable[[Points], object],
+                      predict: Callable[[dict, np.ndarray], np.ndarray]) -> dict:
+    """Refit without the largest x (rounded to 2 significant figures, so one budget's points go together)
+    and score the prediction there: how well the curve extrapolates."""
+    held = largest_budget_mask(round_significant(x))
+    fit = refit(pts.subset(~held))
+    return {"x": float(x[held].max()), **prediction_errors(y[held], predict(fit.params, x[held])),
+            "params": fit.params}

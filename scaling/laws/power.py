@@ -15,11 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from scaling.errors import UserError
-from scaling.laws.bootstrap import (check_replicates, largest_budget_mask, percentile_intervals,
-                                    local_refits, prediction_errors)
+from scaling.laws.bootstrap import check_replicates, largest_x_holdout, local_bootstrap
 from scaling.laws.lbfgs import batched, minimize_batch, pad_points
 from scaling.laws.results import FitResult
-from scaling.laws.sources import Points, round_significant
+from scaling.laws.sources import Points
 
 NO_FLOOR = -700.0  # log E for E = 0: exp(-700) vanishes next to any data
 
@@ -97,14 +96,9 @@ def fit_power(pts: Points, fixed: dict[str, float] | None = None, bootstrap: int
         observed=y, predicted=predicted)
 
     if bootstrap:
-        z = local_refits(lambda w, st: _solve(log_x, log_y, w, st, fixed_e), res.x[best], starts, len(x),
-                         bootstrap, seed)
-        draws = [_to_params(v, x_ref, fixed_e) for v in z]
-        result.samples = {k: np.array([d[k] for d in draws]) for k in params if fixed_e is None or k != "E"}
-        result.ci = percentile_intervals(result.samples)
+        result.samples, result.ci = local_bootstrap(
+            lambda w, st: _solve(log_x, log_y, w, st, fixed_e), res.x[best], starts, len(x), bootstrap, seed,
+            lambda v: _to_params(v, x_ref, fixed_e), fixed="E" if fixed_e is not None else None)
     if holdout_largest:
-        held = largest_budget_mask(round_significant(x))
-        fit = fit_power(pts.subset(~held), fixed=fixed)
-        result.extra["holdout"] = {"x": float(x[held].max()), **prediction_errors(y[held], predict(fit.params, x[held])),
-                                   "params": fit.params}
+        result.extra["holdout"] = largest_x_holdout(pts, x, y, lambda kept: fit_power(kept, fixed=fixed), predict)
     return result
