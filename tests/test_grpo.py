@@ -72,11 +72,11 @@ def test_reward_independent_of_the_output_gives_zero_policy_gradient():
     tx = optax.sgd(1.0)
     fns = make_policy_fns(graphdef, tx, grpo, max_new=6)
     state = {"params": params, "opt_state": tx.init(params), "rest": rest, "step": jnp.zeros((), jnp.int32)}
-    new_state, metrics = fns.update(state, batch)
+    new_state, metrics = fns.update(state, batch, 1.0)
     assert float(metrics["grad_norm"]) == 0.0
     # A reward that does depend on the output moves the policy.
     batch["advantages"] = np.asarray(group_advantages(jnp.arange(8.0), 4))
-    _, metrics = fns.update({**new_state}, batch)
+    _, metrics = fns.update({**new_state}, batch, 1.0)
     assert float(metrics["grad_norm"]) > 0.0
 
 

@@ -62,11 +62,11 @@ def test_rl_run_logs_accuracy_against_rl_flops_and_resumes_exactly(pretrained, t
         calls = {"n": 0}
         update = fns.update
 
-        def update_then_crash(state, batch):
+        def update_then_crash(state, batch, lr):
             calls["n"] += 1
             if calls["n"] == 5:
                 raise RuntimeError("simulated crash")
-            return update(state, batch)
+            return update(state, batch, lr)
 
         fns.update = update_then_crash
         return fns

@@ -76,6 +76,42 @@ def _train_subprocess(config: Path, out: Path) -> subprocess.Popen:
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def test_runs_of_one_shape_share_one_compiled_step_whatever_their_schedule():
+    """The learning rate is an argument of the compiled step, not a constant in it: a sweep's runs of
+    one model size (other budgets, other schedules) compile once and hit the persistent cache."""
+    from scaling.model import build_model
+    from scaling.parallel import make_mesh
+    from scaling.train.optim import make_optimizer
+    from scaling.train.step import compile_steps, init_train_state
+
+    programs = []
+    for optimizer, total_steps in (({"lr": 1e-2, "warmup": 10}, 60), ({"lr": 3e-3, "warmup": 0.1, "schedule": "wsd"}, 500)):
+        cfg = run_config_from_dict({**tiny_config(), "optimizer": optimizer})
+        mesh = make_mesh(cfg.mesh)
+        tx, schedule = make_optimizer(cfg.optimizer, total_steps)
+        graphdef, state, shardings = init_train_state(build_model(cfg.model, mesh), tx, mesh)
+        step = compile_steps(cfg.model, graphdef, shardings, tx, mesh).train_step
+        batch = {"inputs": np.zeros((16, 64), np.int32), "targets": np.zeros((16, 64), np.int32),
+                 "mask": np.ones((16, 64), np.float32)}
+        programs.append(step.lower(state, batch, np.float32(schedule(0))).as_text())
+    assert programs[0] == programs[1]
+
+
+def test_schedules_warm_up_then_hold_or_decay_to_the_final_rate():
+    from scaling.config.run import OptimizerConfig
+    from scaling.train.optim import lr_schedule
+
+    def at(steps, **opt):
+        schedule = lr_schedule(OptimizerConfig(lr=1.0, final_lr_fraction=0.1, **opt), 100)
+        return [schedule(s) for s in steps]
+
+    assert at([0, 9, 10, 99], warmup=10, schedule="constant") == [0.1, 1.0, 1.0, 1.0]
+    cosine = at([10, 55, 100], warmup=10, schedule="cosine")
+    assert cosine[0] == 1.0 and cosine[1] == pytest.approx(0.55) and cosine[2] == pytest.approx(0.1)
+    wsd = at([50, 79, 80, 90, 100], warmup=0, schedule="wsd", decay_fraction=0.2, decay_shape="linear")
+    assert wsd[:3] == [1.0, 1.0, 1.0] and wsd[3] == pytest.approx(0.55) and wsd[4] == pytest.approx(0.1)
+
+
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     config = write_config(tmp_path / "run.yaml", tiny_config(tokens=16 * 64 * 80, checkpoint_every=10, log_every=5))
     straight = _train_subprocess(config, tmp_path / "straight")

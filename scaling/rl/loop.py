@@ -118,8 +118,9 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
                 batch["old_logp"] = policy.logprobs(state["params"], state["rest"], batch)
             if g.kl_beta > 0:
                 batch["ref_logp"] = policy.logprobs(ref_params, state["rest"], batch)
+            lr = np.float32(schedule(step))
             for _ in range(g.epochs):
-                state, metrics = policy.update(state, batch)
+                state, metrics = policy.update(state, batch, lr)
             spent = step_flops(counts, g, valid.sum(1), lengths)
             meta["flops"] = {k: meta["flops"][k] + spent[k] for k in meta["flops"]}
             meta["tokens_generated"] += int(lengths.sum())
@@ -132,7 +133,7 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
                           **{f"flops_{k}": v for k, v in meta["flops"].items() if k not in ("total", "total_6n")},
                           "tokens_generated": meta["tokens_generated"], "reward": float(rewards.mean()),
                           "train_accuracy": float((rewards == 1.0).mean()), "response_len": float(lengths.mean()),
-                          "lr": float(schedule(step)), **metrics}
+                          "lr": float(lr), **metrics}
                 if at_eval:
                     record |= {k: v for k, v in evaluate(done).items() if k not in record}
                 log.write(record)

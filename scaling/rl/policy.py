@@ -12,6 +12,7 @@ from flax import nnx
 from scaling.config.rl import GRPOConfig
 from scaling.model import token_logprobs
 from scaling.rl.grpo import grpo_loss
+from scaling.train.optim import scaled_updates
 
 
 def rollout_batch(prompts_BxP: np.ndarray, valid_BxP: np.ndarray, completions_BxN: np.ndarray,
@@ -38,7 +39,7 @@ def sequence_logprobs(graphdef, params, rest, batch) -> jax.Array:
 @dataclass
 class PolicyFns:
     logprobs: Callable  # (params, rest, batch) -> logp_BxT
-    update: Callable  # (state, batch) -> (state, metrics)
+    update: Callable  # (state, batch, lr) -> (state, metrics)
 
 
 def make_policy_fns(graphdef, tx: optax.GradientTransformation, cfg: GRPOConfig, max_new: int) -> PolicyFns:
@@ -48,10 +49,10 @@ def make_policy_fns(graphdef, tx: optax.GradientTransformation, cfg: GRPOConfig,
         old = batch["old_logp"] if "old_logp" in batch else jax.lax.stop_gradient(logp)
         return grpo_loss(logp, old, batch["advantages"], batch["mask"], cfg, max_new, batch.get("ref_logp"))
 
-    def update(state: dict[str, Any], batch):
+    def update(state: dict[str, Any], batch, lr):
         (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"], state["rest"], batch)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
+        params = optax.apply_updates(state["params"], scaled_updates(updates, lr))
         metrics = {"pg_loss": loss, "grad_norm": optax.tree.norm(grads), **stats}
         return {**state, "params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
 

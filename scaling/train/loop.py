@@ -105,7 +105,7 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
     tx, schedule = make_optimizer(cfg.optimizer, budget.steps)
     graphdef, state, shardings = init_train_state(model, tx, mesh)
     del model
-    steps = compile_steps(cfg.model, graphdef, shardings, tx, schedule, mesh, t.grad_accum)
+    steps = compile_steps(cfg.model, graphdef, shardings, tx, mesh, t.grad_accum)
 
     keep_steps = [s for s in t.keep_steps if s < budget.steps]
     ckpt = Checkpointer(run_dir / "checkpoints", keep=t.keep_checkpoints, keep_steps=keep_steps)
@@ -130,7 +130,7 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
     try:
         for step in range(start, budget.steps):
             batch = jax.device_put(next(train_iter), steps.batch_sharding)
-            state, metrics = steps.train_step(state, batch)
+            state, metrics = steps.train_step(state, batch, np.float32(schedule(step)))
             done = step + 1
             at_log = done % t.log_every == 0 or done == budget.steps
             at_eval = done % t.eval_every == 0 or done == budget.steps

@@ -5,8 +5,10 @@ WSD forks need so that every branch has the same schedule up to its cooldown (HÃ
 """
 from __future__ import annotations
 
+import math
+from typing import Callable
+
 import jax
-import jax.numpy as jnp
 import optax
 
 from scaling.config.run import OptimizerConfig
@@ -24,24 +26,25 @@ def decay_start(cfg: OptimizerConfig, total_steps: int) -> int:
     return total_steps - int(round(cfg.decay_fraction * total_steps))
 
 
-def lr_schedule(cfg: OptimizerConfig, total_steps: int) -> optax.Schedule:
+def lr_schedule(cfg: OptimizerConfig, total_steps: int) -> Callable[[int], float]:
+    """step -> learning rate, evaluated on the host: the compiled step takes the value as an argument."""
     peak, final = cfg.lr, cfg.lr * cfg.final_lr_fraction
     warm = min(warmup_steps(cfg, total_steps), total_steps)
+    start = decay_start(cfg, total_steps)
 
-    def schedule(step):
-        step = jnp.asarray(step, jnp.float32)
-        warm_lr = peak * (step + 1) / max(warm, 1)
+    def schedule(step: int) -> float:
+        step = int(step)
+        if step < warm:
+            return peak * (step + 1) / max(warm, 1)
         if cfg.schedule == "constant":
-            after = jnp.asarray(peak, jnp.float32)
-        elif cfg.schedule == "cosine":
-            t = jnp.clip((step - warm) / max(total_steps - warm, 1), 0.0, 1.0)
-            after = final + (peak - final) * 0.5 * (1 + jnp.cos(jnp.pi * t))
-        else:  # wsd
-            start = decay_start(cfg, total_steps)
-            t = jnp.clip((step - start) / max(total_steps - start, 1), 0.0, 1.0)
-            shape = t if cfg.decay_shape == "linear" else jnp.sqrt(t)
-            after = jnp.where(step < start, peak, final + (peak - final) * (1 - shape))
-        return jnp.where(step < warm, warm_lr, after)
+            return peak
+        if cfg.schedule == "cosine":
+            t = min(max((step - warm) / max(total_steps - warm, 1), 0.0), 1.0)
+            return final + (peak - final) * 0.5 * (1 + math.cos(math.pi * t))
+        if step < start:  # wsd
+            return peak
+        t = min((step - start) / max(total_steps - start, 1), 1.0)
+        return final + (peak - final) * (1 - (t if cfg.decay_shape == "linear" else math.sqrt(t)))
 
     return schedule
 
@@ -56,11 +59,20 @@ def decay_mask(params, decay_norms_and_embeddings: bool):
     return jax.tree_util.tree_map_with_path(keep, params)
 
 
-def make_optimizer(cfg: OptimizerConfig, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    schedule = lr_schedule(cfg, total_steps)
+def make_optimizer(cfg: OptimizerConfig, total_steps: int) -> tuple[optax.GradientTransformation,
+                                                                    Callable[[int], float]]:
+    """AdamW at unit learning rate, and the schedule. The compiled step multiplies the update by the
+    step's learning rate, passed in as an argument: closed over, the schedule's peak, warmup and total
+    steps would be constants of the compiled program, and every run of a sweep (same shapes, other
+    budget) would compile its own instead of hitting the persistent cache."""
     parts = []
     if cfg.grad_clip:
         parts.append(optax.clip_by_global_norm(cfg.grad_clip))
-    parts.append(optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay,
+    parts.append(optax.adamw(1.0, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay,
                              mask=lambda p: decay_mask(p, cfg.decay_norms_and_embeddings)))
-    return optax.chain(*parts), schedule
+    return optax.chain(*parts), lr_schedule(cfg, total_steps)
+
+
+def scaled_updates(updates, lr):
+    """AdamW's unit-rate update times the step's learning rate."""
+    return jax.tree.map(lambda u: (lr * u).astype(u.dtype), updates)

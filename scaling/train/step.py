@@ -21,6 +21,7 @@ from scaling.model import Decoder, lm_objective, token_logprobs
 from scaling.model.moe import updated_router_bias
 from scaling.parallel import state_shardings
 from scaling.parallel.mesh import BATCH_AXES
+from scaling.train.optim import scaled_updates
 
 TrainState = dict[str, Any]  # {"params": nnx.State, "opt_state": optax state, "rest": nnx.State, "step": int32}
 
@@ -70,7 +71,8 @@ def init_train_state(model: Decoder, tx: optax.GradientTransformation, mesh: Mes
 
 
 def compile_steps(cfg: ModelConfig, graphdef, shardings, tx: optax.GradientTransformation,
-                  schedule: optax.Schedule, mesh: Mesh | None, grad_accum: int = 1) -> CompiledSteps:
+                  mesh: Mesh | None, grad_accum: int = 1) -> CompiledSteps:
+    """`train_step(state, batch, lr)`: `tx` from `make_optimizer` (unit rate), the step's lr an argument."""
     def objective(params, rest, batch):
         model = nnx.merge(graphdef, params, rest)
         logits, aux, _ = model(batch["inputs"])
@@ -79,7 +81,7 @@ def compile_steps(cfg: ModelConfig, graphdef, shardings, tx: optax.GradientTrans
 
     grad_fn = jax.value_and_grad(objective, has_aux=True)
 
-    def train_step(state: TrainState, batch):
+    def train_step(state: TrainState, batch, lr):
         params, rest = state["params"], state["rest"]
         if grad_accum == 1:
             (_, (parts, load)), grads = grad_fn(params, rest, batch)
@@ -96,7 +98,7 @@ def compile_steps(cfg: ModelConfig, graphdef, shardings, tx: optax.GradientTrans
             grads, parts = jax.tree.map(lambda g: g / grad_accum, (grads, parts))
         grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state["opt_state"], params)
-        params = optax.apply_updates(params, updates)
+        params = optax.apply_updates(params, scaled_updates(updates, lr))
         if cfg.moe is not None and cfg.moe.aux_free_bias:
             def update_bias(path, x):
                 if any(getattr(k, "key", None) == "router_bias" for k in path):
@@ -104,7 +106,7 @@ def compile_steps(cfg: ModelConfig, graphdef, shardings, tx: optax.GradientTrans
                 return x
 
             rest = jax.tree_util.tree_map_with_path(update_bias, rest)
-        metrics = {**parts, "loss": parts["ce"], "grad_norm": grad_norm, "lr": schedule(state["step"])}
+        metrics = {**parts, "loss": parts["ce"], "grad_norm": grad_norm, "lr": lr}
         new_state = {"params": params, "opt_state": opt_state, "rest": rest, "step": state["step"] + 1}
         return new_state, metrics
 
@@ -120,9 +122,10 @@ def compile_steps(cfg: ModelConfig, graphdef, shardings, tx: optax.GradientTrans
         eval_jit = jax.jit(eval_step)
     else:
         batch_sh = {"inputs": b_sh, "targets": b_sh, "mask": b_sh}
-        train_jit = jax.jit(train_step, donate_argnums=0, in_shardings=(shardings, batch_sh),
-                            out_shardings=(shardings, NamedSharding(mesh, P())))
+        replicated = NamedSharding(mesh, P())
+        train_jit = jax.jit(train_step, donate_argnums=0, in_shardings=(shardings, batch_sh, replicated),
+                            out_shardings=(shardings, replicated))
         eval_jit = jax.jit(eval_step, in_shardings=(shardings["params"], shardings["rest"], batch_sh),
-                           out_shardings=NamedSharding(mesh, P()))
+                           out_shardings=replicated)
     return CompiledSteps(graphdef, train_jit, eval_jit, shardings, b_sh)
 

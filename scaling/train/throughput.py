@@ -28,19 +28,20 @@ def measure_step(cfg: RunConfig, steps: int = 3) -> dict:
     tx, schedule = make_optimizer(cfg.optimizer, max(steps + 1, 2))
     graphdef, state, shardings = init_train_state(model, tx, mesh)
     del model
-    compiled = compile_steps(cfg.model, graphdef, shardings, tx, schedule, mesh, cfg.train.grad_accum)
+    compiled = compile_steps(cfg.model, graphdef, shardings, tx, mesh, cfg.train.grad_accum)
+    lr = np.float32(schedule(0))
     rng = np.random.default_rng(0)
     shape = (cfg.train.batch_size, cfg.train.seq_len)
     batch = {"inputs": rng.integers(0, cfg.model.V, shape, dtype=np.int32),
              "targets": rng.integers(0, cfg.model.V, shape, dtype=np.int32),
              "mask": np.ones(shape, np.float32)}
     batch = jax.device_put(batch, compiled.batch_sharding)
-    state, metrics = compiled.train_step(state, batch)  # compile + first step
+    state, metrics = compiled.train_step(state, batch, lr)  # compile + first step
     jax.block_until_ready(metrics)
     t_compile = time.perf_counter() - t0
     t1 = time.perf_counter()
     for _ in range(steps):
-        state, metrics = compiled.train_step(state, batch)
+        state, metrics = compiled.train_step(state, batch, lr)
     jax.block_until_ready(metrics)
     step_s = (time.perf_counter() - t1) / steps
     return {"compile_s": t_compile, "step_s": step_s, "tokens_per_s": cfg.train.batch_tokens / step_s}
