@@ -72,6 +72,13 @@ def test_recovers_a_known_law_from_noisy_runs(seed):
     assert result.extra["a"] == pytest.approx(allocation(truth)["a"], abs=0.015)
 
 
+def test_no_allocation_where_loss_does_not_fall_in_n_or_d():
+    # A bootstrap replicate can land at beta < 0: G would be a negative number to a fractional power.
+    for alpha, beta in ((0.34, -0.05), (-0.1, 0.3), (0.0, 0.0)):
+        alloc = allocation({"E": 1.7, "A": 400.0, "B": 410.0, "alpha": alpha, "beta": beta})
+        assert all(np.isnan(v) and isinstance(v, float) for v in alloc.values())
+
+
 def test_bootstrap_intervals_contain_the_truth_and_holdout_reports_an_error():
     pts = _points(synthetic.scattered_runs(n_runs=200, noise=0.005, seed=0))
     result = fit("chinchilla", pts, bootstrap=100, holdout_largest=True)

@@ -92,8 +92,14 @@ def to_params(x: np.ndarray) -> dict[str, float]:
 
 
 def allocation(params: dict[str, float]) -> dict[str, float]:
-    """Compute-optimal split of C = 6ND: N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b."""
+    """Compute-optimal split of C = 6ND: N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b.
+
+    Only defined for alpha, beta > 0: otherwise loss does not fall in N (or D) and there is no optimum
+    (NaN; a bootstrap replicate of a loosely constrained fit can land there, and a negative base to a
+    fractional power would be a complex number)."""
     alpha, beta, A, B = params["alpha"], params["beta"], params["A"], params["B"]
+    if not (alpha > 0 and beta > 0):
+        return {"a": math.nan, "b": math.nan, "G": math.nan}
     return {"a": beta / (alpha + beta), "b": alpha / (alpha + beta),
             "G": (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))}
 
@@ -184,6 +190,8 @@ def fit_chinchilla(pts: Points, method: str = "huber", bootstrap: int = 0, holdo
         result.extra["sigma"] = math.exp(x_best[5])
     if not res.converged[best]:
         result.warnings.append("chinchilla: the best start stopped on its iteration or line-search limit")
+    if math.isnan(result.extra["a"]):
+        result.warnings.append("chinchilla: alpha or beta <= 0, so loss has no compute-optimal allocation")
 
     if bootstrap:
         draws = _bootstrap(problem, res, bootstrap, seed)
