@@ -52,6 +52,14 @@ def test_sweep_report_adds_accuracy_figures_and_all_four_fits(sweep_dir, tmp_pat
     assert "95% percentile bootstrap, 20 replicates" in text
 
 
+def test_a_sweep_too_small_for_chinchilla_still_gets_its_figures_and_a_warning(tmp_path):
+    runs = isoflop_runs(budgets=(1e18,), runs_per_budget=4, noise=0.003)  # 4 runs: 5 parameters cannot be fitted
+    report = make_report(write_registry(tmp_path / "sweep", runs), tmp_path / "out", bootstrap=0)
+    assert "chinchilla" not in report.fits and any("chinchilla fit skipped" in w for w in report.warnings)
+    _assert_figures(tmp_path / "out", ["loss_vs_compute"])
+    assert "chinchilla fit skipped" in (tmp_path / "out/report.md").read_text()
+
+
 def test_figure_subset_writes_only_those(sweep_dir, tmp_path):
     make_report(sweep_dir, tmp_path, bootstrap=0, figures=["isoflop"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["isoflop.png", "isoflop.svg", "report.md"]

@@ -63,11 +63,11 @@ def make_report(source, out_dir, columns: Columns = Columns(), drop_highest_loss
     pts = apts = None
     if pretrain:
         pts = load_loss_points(source, columns, drop_highest_loss)
-        report.fits["chinchilla"] = fit("chinchilla", pts, bootstrap=bootstrap, seed=seed)
+        _try_fit(report, "chinchilla", pts, bootstrap, seed)
         _try_fit(report, "isoflop", pts, bootstrap, seed)
     if accuracy:
         apts = load_xy_points(source, "sigmoid", columns)
-        report.fits["loglinear"] = fit("loglinear", apts, bootstrap=bootstrap, seed=seed)
+        _try_fit(report, "loglinear", apts, bootstrap, seed)
         _try_fit(report, "sigmoid", apts, bootstrap, seed)
     for result in report.fits.values():
         report.warnings.extend(result.warnings)
@@ -109,7 +109,8 @@ def make_report(source, out_dir, columns: Columns = Columns(), drop_highest_loss
 
 
 def _try_fit(report: Report, law: str, pts: Points, bootstrap: int, seed: int) -> None:
-    """Fits that legitimately fail on some data (too few usable budgets) become report warnings."""
+    """Fits that legitimately fail on some data (too few points or usable budgets) become report
+    warnings: a small sweep still gets its figures and the fits it can support."""
     try:
         report.fits[law] = fit(law, pts, bootstrap=bootstrap, seed=seed)
     except UserError as e:
