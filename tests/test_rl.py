@@ -84,6 +84,15 @@ def test_rl_run_logs_accuracy_against_rl_flops_and_resumes_exactly(pretrained, t
     assert resumed["accuracy"] == straight["accuracy"] and resumed["rl_flops"] == straight["rl_flops"]
 
 
+def test_several_updates_per_rollout_batch_still_count_rl_steps(pretrained, tmp_path):
+    """grpo.epochs optimizer updates per RL step: steps, eval points and checkpoints count RL steps."""
+    cfg = validate(RLConfig, rl_config(grpo={"epochs": 2}, budget={"steps": 2}, eval={"every": 2, "pass_k": 1}))
+    summary = run_rl(cfg, pretrained, tmp_path / "rl")
+    assert summary["steps"] == 2 and [h["step"] for h in summary["eval_history"]] == [0, 2]
+    assert sorted(int(p.name) for p in (tmp_path / "rl/checkpoints").iterdir() if p.name.isdigit()) == [2]
+    assert summary["flops_breakdown"]["old_policy"] > 0
+
+
 def test_eval_command_reports_pass_and_majority_at_k(pretrained, capsys):
     code = main(["eval", str(pretrained), "--task", "arithmetic", "--param", "max_digits=1", "--param", "max_steps=1",
                  "--problems", "4", "--k", "4", "--caps", "4,8", "--max-new", "8", "--prompt-tokens", "16", "--json", "-"])

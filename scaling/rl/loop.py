@@ -96,6 +96,7 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
 
     if start == 0:
         log.write(evaluate(0))
+    done = start  # RL steps taken; state["step"] counts optimizer updates (grpo.epochs per RL step)
     try:
         for step in range(start, total_steps):
             if cfg.budget.flops is not None and meta["flops"]["total"] >= cfg.budget.flops:
@@ -141,9 +142,9 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
             if at_ckpt:
                 meta = {**meta, "step": done, "wall_s": wall_before + time.time() - t_run}
                 ckpt.save(done, state, None, meta)
-        if not meta["eval_history"] or meta["eval_history"][-1]["step"] != int(state["step"]):
-            log.write(evaluate(int(state["step"])))
-        meta = {**meta, "step": int(state["step"]), "wall_s": wall_before + time.time() - t_run}
+        if not meta["eval_history"] or meta["eval_history"][-1]["step"] != done:
+            log.write(evaluate(done))
+        meta = {**meta, "step": done, "wall_s": wall_before + time.time() - t_run}
         if meta["step"] not in ckpt.steps():  # stopped by the FLOP budget between checkpoints
             ckpt.save(meta["step"], state, None, meta)
     finally:
