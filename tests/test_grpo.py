@@ -1,5 +1,4 @@
 """GRPO pieces against hand-computed values, and the policy gradient of an uninformative reward."""
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax

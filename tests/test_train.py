@@ -1,6 +1,5 @@
 """The pretraining trainer: it learns, it resumes exactly after SIGKILL, it is mesh-invariant, it fails cleanly."""
 import json
-import math
 import os
 import signal
 import subprocess
@@ -15,7 +14,6 @@ import yaml
 
 from scaling.cli.main import main
 from scaling.config.run import run_config_from_dict
-from scaling.errors import RunFailed
 from scaling.train import run_training
 
 TINY_MODEL = {"name": "tiny", "D": 32, "L": 2, "H": 2, "F": 64, "max_seq_len": 64}
