@@ -23,8 +23,8 @@ ELSEWHERE = {
     "scaling demo": "tests/test_demo.py runs the demo's steps on smaller sweeps",
     "scaling compare runs/demo": "tests/test_demo.py and tests/test_compare.py run compare on real sweeps",
     "scaling sweep submit sweeps/gpu-isoflop.yaml": "expanded with --dry-run below (needs GPUs and a Ray cluster)",
-    "scaling train configs/train/math-3step-cpu.yaml": "tests/test_rl_evidence.py runs this recipe (4 min)",
-    "scaling rl configs/rl/arithmetic-3step-cpu.yaml": "tests/test_rl_evidence.py runs this recipe (4 min)",
+    "scaling train configs/train/math-3step-cpu.yaml": "tests/test_rl_evidence.py runs this recipe (3 min)",
+    "scaling rl configs/rl/arithmetic-3step-cpu.yaml": "tests/test_rl_evidence.py runs this recipe (3 min)",
 }
 
 

@@ -1,47 +1,53 @@
 """Evidence that GRPO improves a pretrained model on problems it never trained on (issue #6).
 
-The recipe files are the ones a user runs (configs/train/math-3step-cpu.yaml, then
-configs/rl/arithmetic-3step-cpu.yaml): ~1.5 min of pretraining and ~2 min of RL on 2 cores.
-The base model is sensitive to the exact numerics of pretraining: three runs of this recipe (before
-and after a change in the order of the optimizer's float operations, and one outside pytest) start at
-greedy pass@1 0.199, 0.078 and 0.160. The bounds below held for all three, and for two RL seeds.
-Measured (2-core box, 4.3 min), greedy pass@1 at RL steps 0/60/120: 0.199/0.246/0.273,
-0.078/0.098/0.145 (this test today) and 0.160/-/0.219; sampled pass@1 (the mean of 8 samples per
-held-out problem, DeepSeek-R1's definition): 0.090/0.189/0.225, 0.059/0.082/0.098 and 0.079/-/0.182.
-See the issue #6 note for why greedy accuracy rises slowly at this scale.
+Runs the README's two evidence commands exactly as a user would, each in a fresh process with one CPU
+device (configs/train/math-3step-cpu.yaml, then configs/rl/arithmetic-3step-cpu.yaml): ~1 min of
+pretraining, ~2 min of RL on 2 cores. The programs are deterministic on a given machine, so the numbers
+below repeat; the base model is sensitive to float rounding, though (the same recipe run in-process
+under pytest's 8 simulated devices, or before a change in the order of the optimizer's float
+operations, started at greedy 0.078, 0.16 and 0.20), which is why the bounds leave room.
+Measured (2-core box, 2026-11-30), held-out pass@1 at RL steps 0 / 60 / 120:
+  greedy                                     0.156 / 0.148 / 0.258
+  sampled (mean of 8 samples, DeepSeek-R1)   0.073 / 0.123 / 0.177
+  pass@8                                     0.402 / 0.523 / 0.547
 """
 import json
+import os
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+from test_readme import README, ROOT, readme_commands
 
-from scaling.config.base import load_config
-from scaling.config.rl import RLConfig
-from scaling.config.run import load_run_config
-from scaling.rl.loop import run_rl
-from scaling.train import run_training
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+RECIPE = ("scaling train configs/train/math-3step-cpu.yaml", "scaling rl configs/rl/arithmetic-3step-cpu.yaml")
 
 
-def test_grpo_raises_held_out_accuracy_of_a_pretrained_model(tmp_path):
-    base = tmp_path / "pretrained"
-    run_training(load_run_config(CONFIGS / "train/math-3step-cpu.yaml", ["train.progress=false"]), base)
-    rl_cfg = load_config(RLConfig, CONFIGS / "rl/arithmetic-3step-cpu.yaml", ["progress=false"])
-    summary = run_rl(rl_cfg, base, tmp_path / "rl", quiet=True)
+def test_grpo_doubles_held_out_pass_at_1_of_a_pretrained_model(tmp_path):
+    commands = [c for c in readme_commands() if c.startswith(RECIPE)]
+    assert len(commands) == 2, f"{README} should show the two evidence commands {RECIPE}"
+    (tmp_path / "configs").symlink_to(ROOT / "configs")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}  # as a user's shell has it
+    for command in commands:
+        argv = [sys.executable, "-m", "scaling.cli.main", *shlex.split(command)[1:], "--quiet"]
+        done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, (command, done.stderr[-2000:])
+    rl_dir = tmp_path / "runs/math-3step-rl"
+    summary = json.loads((rl_dir / "summary.json").read_text())
 
     start, end = summary["eval_history"][0], summary["eval_history"][-1]
     # The task is harder than most of the corpus (only a third of it has three steps): the model starts
     # well above zero and far from solved.
-    assert 0.05 <= start["accuracy"] <= 0.35, start
-    # The policy's own accuracy on held-out problems (what GRPO maximises) rises by half at least ...
-    assert end["pass@1"] >= 1.5 * start["pass@1"], (start, end)
+    assert 0.10 <= start["accuracy"] <= 0.30, start
+    # The policy's own accuracy on held-out problems (what GRPO maximises) at least doubles ...
+    assert end["pass@1"] >= 2 * start["pass@1"], (start, end)
     # ... and greedy decoding gains too: the improvement is not only a sharper sampling distribution.
-    assert end["accuracy"] >= start["accuracy"] + 0.02, (start, end)
+    assert end["accuracy"] >= 1.4 * start["accuracy"], (start, end)
     # The train reward rises over the run (per-step rewards are noisy: compare 20-step means).
-    rewards = [r["reward"] for r in map(json.loads, (tmp_path / "rl/metrics.jsonl").read_text().splitlines())
+    rewards = [r["reward"] for r in map(json.loads, (rl_dir / "metrics.jsonl").read_text().splitlines())
                if "reward" in r]
-    assert len(rewards) == rl_cfg.budget.steps
+    assert len(rewards) == summary["steps"] == 120
     assert np.mean(rewards[-20:]) >= 1.2 * np.mean(rewards[:20]), (rewards[:20], rewards[-20:])
     # The accuracy-vs-RL-compute curve is in the metrics, FLOPs increasing.
     flops = [r["rl_flops"] for r in summary["eval_history"]]
