@@ -84,6 +84,16 @@ def test_resubmitting_an_rlvr_sweep_trains_nothing(rl_sweep, capsys):
     assert "2 already finished, 0 to run" in capsys.readouterr().out
 
 
+def test_status_of_an_rlvr_sweep_shows_rl_compute_and_accuracy(rl_sweep, capsys):
+    _, out, _ = rl_sweep
+    assert main(["sweep", "status", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "greedy pass@1" in shown and "RL FLOPs" in shown and "eval loss" not in shown
+    for row in Registry(out / "registry.sqlite").runs():
+        line = next(line for line in shown.splitlines() if row["name"] in line)
+        assert f"{row['accuracy']:.4f}" in line and f"{row['init_flops']:.3g}" in line
+
+
 # -- expansion, on fake pretraining runs --------------------------------------------------------
 
 def fake_pretrain_sweep(root: Path) -> Path:

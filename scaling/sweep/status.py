@@ -17,6 +17,12 @@ def open_registry(sweep_dir: str | Path) -> Registry:
     return Registry(path)
 
 
+PRETRAIN_COLUMNS = ("run", "status", "N", "D", "C", "D/N", "FLOPs", "loss", "eval loss", "wall")
+# An RL run: N total params of its init model, that model's pretraining FLOPs, the RL budget and RL FLOPs
+# spent (full convention), tokens generated, and held-out greedy pass@1 at the end.
+RL_COLUMNS = ("run", "status", "N", "init FLOPs", "RL budget", "RL FLOPs", "tokens gen.", "greedy pass@1", "wall")
+
+
 def shown_status(row: dict) -> str:
     """'running' rows whose trainer is gone (the submitter was killed) read 'interrupted'."""
     if row["status"] == "running" and row.get("host") == socket.gethostname() and row.get("pid"):
@@ -35,7 +41,9 @@ def print_status(sweep_dir: str | Path) -> None:
         counts[shown_status(row)] = counts.get(shown_status(row), 0) + 1
     title = f"{sweep_dir}: {len(rows)} runs, " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     table = Table(title=title, title_justify="left")
-    for col in ("run", "status", "N", "D", "C", "D/N", "FLOPs", "loss", "eval loss", "wall"):
+    rl = any(row.get("kind") == "rlvr" for row in rows)  # a sweep file has one kind
+    columns = RL_COLUMNS if rl else PRETRAIN_COLUMNS
+    for col in columns:
         table.add_column(col, justify="left" if col in ("run", "status") else "right")
     for row in sorted(rows, key=lambda r: (r["budget"] or r["flops"] or 0, r["n_params_active_nonembedding"] or 0)):
         n = row["n_params_active_nonembedding"] or row["n_params_nonembedding"] or 0
@@ -43,9 +51,14 @@ def print_status(sweep_dir: str | Path) -> None:
         status = shown_status(row)
         if row.get("role") == "branch":
             status += f" (fork @{row['fork_step']})"
-        table.add_row(row["name"] or row["run_id"], status, f"{n:,}", f"{row['tokens']:,}", _g(budget),
-                      f"{row['tokens'] / n:.1f}" if n else "", _g(row["flops"]), _f(row["loss"]),
-                      _f(row["eval_loss"]), format_seconds(row["wall_s"]) if row["wall_s"] else "")
+        wall = format_seconds(row["wall_s"]) if row["wall_s"] else ""
+        if rl:
+            table.add_row(row["name"] or row["run_id"], status, f"{row['n_params'] or 0:,}", _g(row["init_flops"]),
+                          _g(budget), _g(row["flops"]), f"{row['tokens'] or 0:,}", _f(row["accuracy"]), wall)
+        else:
+            table.add_row(row["name"] or row["run_id"], status, f"{n:,}", f"{row['tokens']:,}", _g(budget),
+                          f"{row['tokens'] / n:.1f}" if n else "", _g(row["flops"]), _f(row["loss"]),
+                          _f(row["eval_loss"]), wall)
     Console(width=max(160, Console().width)).print(table)
     failed = [r for r in rows if r["status"] == "failed" and r.get("error")]
     for row in failed[:5]:
