@@ -35,6 +35,7 @@ def n_label(pts) -> str:
     column = pts.labels.get("N") if pts is not None else None
     return "active non-embedding parameters N" if column == "n_params_active_nonembedding" else LABELS["N"]
 
+
 RC = {
     "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8.5,
     "axes.grid": True, "grid.alpha": 0.25, "grid.linewidth": 0.6, "axes.spines.top": False,
