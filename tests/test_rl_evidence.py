@@ -7,9 +7,9 @@ below repeat; the base model is sensitive to float rounding, though (the same re
 under pytest's 8 simulated devices, or before a change in the order of the optimizer's float
 operations, started at greedy 0.078, 0.16 and 0.20), which is why the bounds leave room.
 Measured (2-core box, 2026-11-30), held-out pass@1 at RL steps 0 / 60 / 120:
-  greedy                                     0.156 / 0.148 / 0.258
-  sampled (mean of 8 samples, DeepSeek-R1)   0.073 / 0.123 / 0.177
-  pass@8                                     0.402 / 0.523 / 0.547
+  greedy                                     0.156 / 0.191 / 0.242
+  sampled (mean of 8 samples, DeepSeek-R1)   0.075 / 0.148 / 0.182
+  pass@8                                     0.410 / 0.547 / 0.551
 """
 import json
 import os
