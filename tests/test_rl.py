@@ -93,6 +93,20 @@ def test_several_updates_per_rollout_batch_still_count_rl_steps(pretrained, tmp_
     assert summary["flops_breakdown"]["old_policy"] > 0
 
 
+def test_a_token_cap_shorter_than_the_tasks_answers_is_warned_about():
+    from scaling.config.data import DataConfig
+    from scaling.data import get_tokenizer
+    from scaling.rl.loop import cut_off_answers_warning
+    from scaling.rl.tasks import get_task
+
+    task = get_task("arithmetic", min_digits=1, max_digits=1, min_steps=3, max_steps=3, operations=["+", "-"])
+    tokenizer = get_tokenizer(DataConfig(source="synthetic-math"))
+    # Byte tokens: the longest worked answer, " 0-9=-9; -9-9=-18; -18-9=-27. #### -27", is 38.
+    warning = cut_off_answers_warning(task, tokenizer, max_new=32)
+    assert warning is not None and "max_new=32" in warning and "longest is 38" in warning and "\n" not in warning
+    assert cut_off_answers_warning(task, tokenizer, max_new=38) is None
+
+
 def test_eval_command_reports_pass_and_majority_at_k(pretrained, capsys):
     code = main(["eval", str(pretrained), "--task", "arithmetic", "--param", "max_digits=1", "--param", "max_steps=1",
                  "--problems", "4", "--k", "4", "--caps", "4,8", "--max-new", "8", "--prompt-tokens", "16", "--json", "-"])

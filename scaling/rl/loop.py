@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -40,6 +41,18 @@ def check_task_fits_model(task, tokenizer, model_cfg, max_prompt_tokens: int) ->
                             f"({len(ids)} tokens)")
 
 
+def cut_off_answers_warning(task, tokenizer, max_new: int, n: int = 256) -> str | None:
+    """A cap on new tokens below the length of the task's own answers cuts correct answers off, and
+    they earn no reward: the policy is then pushed to shorter, often worse, answers without anyone
+    noticing. Not an error: capping length can be the point (inference-time compute)."""
+    lengths = [len(tokenizer.encode(task.reference_completion(p))) for p in task.eval_problems(n)]
+    cut = sum(length > max_new for length in lengths)
+    if not cut:
+        return None
+    return (f"warning: sampling.max_new={max_new} cuts off {cut} of {len(lengths)} reference answers of task "
+            f"{task.name} (the longest is {max(lengths)} tokens); a cut-off answer earns no reward")
+
+
 def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool = False) -> dict:
     enable_compilation_cache()
     task = get_task(cfg.task.name, **cfg.task.params)
@@ -55,6 +68,9 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
     previous = read_summary(run_dir)
     if previous and previous.get("status") == "done":
         return previous
+    warning = cut_off_answers_warning(task, tokenizer, cfg.sampling.max_new)
+    if warning:
+        print(warning, file=sys.stderr)
 
     counts = count_model(init_cfg.model, g.max_prompt_tokens + cfg.sampling.max_new)
     total_steps = cfg.budget.steps or _steps_upper_bound(cfg, counts)
@@ -165,6 +181,7 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
         "flops_breakdown": meta["flops"], "tokens_generated": meta["tokens_generated"],
         "initial_accuracy": history[0]["accuracy"], "accuracy": history[-1]["accuracy"],
         "eval_history": history, "wall_s": meta["wall_s"], "device": device_description(),
+        "warnings": [warning] if warning else [],
     }
     write_summary(run_dir, summary)
     return summary
