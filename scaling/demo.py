@@ -1,4 +1,4 @@
-"""`scaling demo`: the whole pipeline on the built-in corpora, on a laptop CPU, in about ten minutes.
+"""`scaling demo`: the whole pipeline on the built-in corpora, on a laptop CPU, in about five minutes.
 
     1. isoflop   pretraining isoFLOP sweep on stdlib-code       → the loss law (isoFLOP, Chinchilla)
     2. math      pretraining sweep on synthetic-math, 2 sizes   → the starting points of RL

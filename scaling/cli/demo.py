@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 DESCRIPTION = """\
-Run the lab's main job on the built-in corpora, on CPU (about ten minutes on 2 cores):
+Run the lab's main job on the built-in corpora, on CPU (about five minutes on 2 cores):
   1. an isoFLOP pretraining sweep on stdlib-code (sweeps/demo-cpu-isoflop.yaml)
   2. a pretraining sweep on synthetic-math (sweeps/demo-math-cpu.yaml)
   3. an RLVR (GRPO) sweep from its compute-optimal models (sweeps/rlvr-cpu.yaml)
@@ -20,7 +20,7 @@ Everything resumes: a second `scaling demo` reuses finished runs and evaluations
 def register(subparsers) -> None:
     import argparse
 
-    p = subparsers.add_parser("demo", help="the whole pipeline on CPU in ~10 minutes: sweeps, laws, comparison",
+    p = subparsers.add_parser("demo", help="the whole pipeline on CPU in ~5 minutes: sweeps, laws, comparison",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="where everything goes (default runs/demo)")
     p.add_argument("--max-parallel", type=int, default=2, metavar="K", help="runs at once (default 2)")
