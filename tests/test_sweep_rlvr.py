@@ -143,6 +143,15 @@ def test_compute_optimal_picks_the_lowest_eval_loss_per_budget_and_all_picks_eve
     assert run.config.budget.flops == 3e9 and run.config.seed == 1 and run.name.startswith("math48-C1e+10-rlC3e9-")
 
 
+def test_a_token_cap_that_cuts_off_the_tasks_answers_is_warned_about_once_at_submit(tmp_path):
+    sweep_dir = fake_pretrain_sweep(tmp_path)
+    init = {"sweep": str(sweep_dir), "select": "all"}
+    assert not [w for w in plan_of(rl_file(tmp_path / "ok.yaml", init)).warnings if "max_new" in w]
+    capped = plan_of(rl_file(tmp_path / "capped.yaml", init, set={"sampling.max_new": 4}))
+    cut = [w for w in capped.warnings if "max_new" in w]
+    assert len(cut) == 1 and "sampling.max_new=4 cuts off" in cut[0], capped.warnings
+
+
 def test_same_file_gives_same_ids_and_relative_init_paths_resolve_from_cwd_then_the_sweep_file(tmp_path,
                                                                                                 monkeypatch):
     sweep_dir = fake_pretrain_sweep(tmp_path)

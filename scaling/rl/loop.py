@@ -49,7 +49,7 @@ def cut_off_answers_warning(task, tokenizer, max_new: int, n: int = 256) -> str 
     cut = sum(length > max_new for length in lengths)
     if not cut:
         return None
-    return (f"warning: sampling.max_new={max_new} cuts off {cut} of {len(lengths)} reference answers of task "
+    return (f"sampling.max_new={max_new} cuts off {cut} of {len(lengths)} reference answers of task "
             f"{task.name} (the longest is {max(lengths)} tokens); a cut-off answer earns no reward")
 
 
@@ -70,7 +70,7 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
         return previous
     warning = cut_off_answers_warning(task, tokenizer, cfg.sampling.max_new)
     if warning:
-        print(warning, file=sys.stderr)
+        print(f"warning: {warning}", file=sys.stderr)
 
     counts = count_model(init_cfg.model, g.max_prompt_tokens + cfg.sampling.max_new)
     total_steps = cfg.budget.steps or _steps_upper_bound(cfg, counts)

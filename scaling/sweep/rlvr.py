@@ -226,7 +226,7 @@ def expand_rlvr(spec: RLVRSweepSpec, path: Path | None) -> Plan:
     from scaling.model.accounting import count_model
     from scaling.rl.checkpoints import load_policy_config
     from scaling.rl.compute import step_flops
-    from scaling.rl.loop import check_task_fits_model
+    from scaling.rl.loop import check_task_fits_model, cut_off_answers_warning
     from scaling.rl.tasks import get_task
 
     import numpy as np
@@ -266,6 +266,14 @@ def expand_rlvr(spec: RLVRSweepSpec, path: Path | None) -> Plan:
                         except UserError as e:
                             raise UserError(f"{where}: {e}") from None
                         checked.add(fit_key)
+                    # Said once at submit: each run also says it, but into its own log.
+                    length_key = f"{cfg.task.model_dump_json()}|{cfg.sampling.max_new}"
+                    if length_key not in checked:
+                        cut = cut_off_answers_warning(get_task(cfg.task.name, **cfg.task.params), tokenizer,
+                                                      cfg.sampling.max_new)
+                        if cut and cut not in warnings:
+                            warnings.append(cut)
+                        checked.add(length_key)
                     counts = count_model(init_cfg.model, g.max_prompt_tokens + cfg.sampling.max_new)
                     n = g.prompts_per_step * g.group_size
                     full_step = step_flops(counts, g, np.full(n, g.max_prompt_tokens), np.full(n, cfg.sampling.max_new))
