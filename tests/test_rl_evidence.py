@@ -48,7 +48,7 @@ def test_grpo_doubles_held_out_pass_at_1_of_a_pretrained_model(tmp_path):
     rewards = [r["reward"] for r in map(json.loads, (rl_dir / "metrics.jsonl").read_text().splitlines())
                if "reward" in r]
     assert len(rewards) == summary["steps"] == 120
-    assert np.mean(rewards[-20:]) >= 1.2 * np.mean(rewards[:20]), (rewards[:20], rewards[-20:])
+    assert np.mean(rewards[-20:]) >= 1.3 * np.mean(rewards[:20]), (rewards[:20], rewards[-20:])
     # The accuracy-vs-RL-compute curve is in the metrics, FLOPs increasing.
     flops = [r["rl_flops"] for r in summary["eval_history"]]
     assert flops[0] == 0 and all(b > a for a, b in zip(flops, flops[1:]))
