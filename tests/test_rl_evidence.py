@@ -16,7 +16,6 @@ import os
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 from test_readme import README, ROOT, readme_commands
