@@ -11,7 +11,7 @@ from scaling.cli.main import main
 from scaling.laws.synthetic import isoflop_runs, sigmoid_curve, write_registry
 
 REPO = Path(__file__).resolve().parents[1]
-EPOCH_CSV = REPO.parent / "shared/data/chinchilla_epoch/svg_extracted_data.csv"
+EPOCH_CSV = REPO / "analysis/data/chinchilla_epoch/svg_extracted_data.csv"
 EPOCH_ARGS = ["--n", "Model Size", "--c", "Training FLOP", "--loss", "loss"]
 
 

@@ -8,7 +8,7 @@ from scaling.laws import Columns, Points, fit, load_points
 from scaling.laws import synthetic
 from scaling.laws.chinchilla import allocation, compute_optimal
 
-EPOCH_CSV = Path(__file__).resolve().parents[2] / "shared/data/chinchilla_epoch/svg_extracted_data.csv"
+EPOCH_CSV = Path(__file__).resolve().parents[1] / "analysis/data/chinchilla_epoch/svg_extracted_data.csv"
 EPOCH_COLUMNS = Columns(n="Model Size", c="Training FLOP", loss="loss")
 # Epoch AI's result for Hoffmann's procedure on their 240 points (SOURCE.md).
 EPOCH_FIT = {"E": 1.817, "A": 477.8, "B": 2143, "alpha": 0.3473, "beta": 0.3672}

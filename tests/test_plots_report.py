@@ -10,7 +10,7 @@ from scaling.laws.synthetic import isoflop_runs, sigmoid_curve, write_registry
 from scaling.plots import load_analysis, make_report
 
 REPO = Path(__file__).resolve().parents[1]
-EPOCH_CSV = REPO.parent / "shared/data/chinchilla_epoch/svg_extracted_data.csv"
+EPOCH_CSV = REPO / "analysis/data/chinchilla_epoch/svg_extracted_data.csv"
 PRETRAIN = ["loss_vs_compute", "isoflop", "optimal_allocation", "isoloss_contours", "residuals"]
 
 

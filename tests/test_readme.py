@@ -1,8 +1,8 @@
 """Every command in README.md is exercised: run as written, or, where it would take minutes or a GPU,
 checked by the real argument parser and then run by the test that owns it.
 
-Commands run in a scratch folder whose `configs/`, `sweeps/`, `analysis/` link to the repository's
-and whose `../shared` is the repository's, so `runs/` never lands in the checkout.
+Commands run in a scratch folder whose `configs/`, `sweeps/`, `analysis/` link to the repository's,
+so `runs/` never lands in the checkout.
 """
 from __future__ import annotations
 
@@ -52,7 +52,6 @@ def workdir(tmp_path_factory) -> Path:
     work.mkdir()
     for name in ("configs", "sweeps", "analysis"):
         (work / name).symlink_to(ROOT / name)
-    (base / "shared").symlink_to((ROOT.parent / "shared").resolve())
     return work
 
 
@@ -72,7 +71,7 @@ def test_every_scaling_command_parses_and_names_files_that_exist():
             continue
         parser.parse_args(argv[1:])  # argparse exits (SystemExit) on an unknown option
         for arg in argv[1:]:
-            if arg.startswith(("configs/", "sweeps/", "analysis/", "../shared/")):
+            if arg.startswith(("configs/", "sweeps/", "analysis/")):
                 assert (ROOT / arg).exists(), f"README names {arg}, which does not exist"
 
 

@@ -1,6 +1,6 @@
 """Analysis files (`analysis/*.yaml`): which data, which columns, which figures to regenerate.
 
-    source: ../shared/data/chinchilla_epoch/svg_extracted_data.csv   # repo-relative or absolute
+    source: analysis/data/chinchilla_epoch/svg_extracted_data.csv   # repo-relative or absolute
     out: runs/analysis/chinchilla_epoch                              # default for --out
     title: Chinchilla Figure 4 points (Epoch AI extraction)
     columns: {n: Model Size, c: Training FLOP, loss: loss}
