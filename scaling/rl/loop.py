@@ -25,7 +25,7 @@ from scaling.runtime import enable_compilation_cache
 from scaling.train.checkpoint import Checkpointer, abstract_like
 from scaling.train.metrics import MetricsLog, Progress, device_description
 from scaling.train.optim import make_optimizer
-from scaling.train.rundir import claim_run_dir, read_summary, write_summary
+from scaling.train.rundir import claim_run_dir, holds_run_dir_locks, read_summary, write_summary
 
 
 def check_task_fits_model(task, tokenizer, model_cfg, max_prompt_tokens: int) -> None:
@@ -53,6 +53,7 @@ def cut_off_answers_warning(task, tokenizer, max_new: int, n: int = 256) -> str 
             f"{task.name} (the longest is {max(lengths)} tokens); a cut-off answer earns no reward")
 
 
+@holds_run_dir_locks  # a second process on the same --out is refused while this one runs
 def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool = False) -> dict:
     enable_compilation_cache()
     task = get_task(cfg.task.name, **cfg.task.params)
@@ -88,7 +89,7 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
     if found is not None:
         state, meta = found
     start = int(meta["step"])
-    log = MetricsLog(run_dir, start)
+    log = MetricsLog(run_dir, start if found is not None else -1)  # no checkpoint: rows of a killed try go
     progress = Progress(total_steps, start, enabled=cfg.progress and not quiet, label=f"rl {task.name}")
     evaluator = Evaluator(graphdef, tokenizer, task, g.max_prompt_tokens,
                           min(cfg.eval.batch_size, cfg.eval.problems))
