@@ -28,11 +28,14 @@ def run(args) -> int:
     import yaml
 
     from scaling.errors import UserError
+    from scaling.outputs import check_output_file
     from scaling.rl.checkpoints import read_run_config
     from scaling.rl.evaluation_report import evaluate_run
 
     if args.k < 1 or args.problems < 1:
         raise UserError("--k and --problems must be positive")
+    if args.json and args.json != "-":
+        check_output_file(args.json, "--json", reads=(args.run_dir,))
     try:
         caps = sorted({int(c) for c in args.caps.split(",") if c.strip()})
     except ValueError:
@@ -55,7 +58,10 @@ def run(args) -> int:
         print(json.dumps(result))
         return 0
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        try:
+            Path(args.json).write_text(json.dumps(result, indent=1))
+        except OSError as e:
+            raise UserError(f"--json {args.json}: cannot write ({e.strerror})") from None
     from rich.console import Console
     from rich.table import Table
 

@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from scaling.errors import UserError
+from scaling.outputs import check_output_file
 
 LAWS = ("power", "chinchilla", "isoflop", "loglinear", "sigmoid")  # mirrors scaling.laws.LAWS
 
@@ -70,6 +71,15 @@ def columns_from_args(args):
     return Columns(n=args.n, d=args.d, c=args.c, loss=args.loss, x=args.x, y=args.y, group=args.group)
 
 
+def load_text_source(load, source: str):
+    """`load()`, with a binary file given as SOURCE (a CSV that is not UTF-8 text) as one line."""
+    try:
+        return load()
+    except UnicodeDecodeError:
+        raise UserError(f"{source}: not a text file (it is not valid UTF-8); expected a CSV or a sweep directory") \
+            from None
+
+
 def parse_fixed(items: list[str]) -> dict[str, float]:
     fixed = {}
     for item in items:
@@ -89,7 +99,10 @@ def run(args) -> int:
     law = laws.check_law(args.law)
     if args.drop_highest_loss < 0:
         raise UserError(f"--drop-highest-loss {args.drop_highest_loss}: must be >= 0")
-    pts = laws.load_points(args.source, law, columns_from_args(args), args.drop_highest_loss)
+    if args.json and args.json != "-":
+        check_output_file(args.json, "--json", reads=(args.source,))
+    pts = load_text_source(lambda: laws.load_points(args.source, law, columns_from_args(args), args.drop_highest_loss),
+                           args.source)
     result = laws.fit(law, pts, method=args.method, fixed=parse_fixed(args.fix), bootstrap=args.bootstrap,
                       holdout_largest=args.holdout_largest, seed=args.seed)
     for warning in result.warnings:

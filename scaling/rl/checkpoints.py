@@ -36,7 +36,13 @@ def read_run_config(run_dir: Path) -> dict:
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
-    return yaml.safe_load(path.read_text())
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise UserError(f"{path}: unreadable (not valid YAML text)") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping, got {type(raw).__name__}")
+    return raw
 
 
 def load_policy(run_dir: str | Path, mesh_cfg: MeshConfig | None = None) -> Policy:
@@ -59,10 +65,20 @@ def load_policy(run_dir: str | Path, mesh_cfg: MeshConfig | None = None) -> Poli
     tx, _ = make_optimizer(optimizer, 2)
     graphdef, state, _ = init_train_state(model, tx, mesh)
     step = ckpt.steps()[-1]
-    restored = ckpt.restore_state_only(step, abstract_like(state))
-    ckpt.close()
+    try:
+        restored = ckpt.restore_state_only(step, abstract_like(state))
+    except Exception as e:  # noqa: BLE001 - Orbax raises many types; all mean "not this model's checkpoint"
+        raise UserError(f"{run_dir}: its checkpoint at step {step} does not match the model of its config.yaml "
+                        f"({_first_line(e)})") from None
+    finally:
+        ckpt.close()
     return Policy(graphdef, restored["params"], restored["rest"], base.model, base, get_tokenizer(base.data),
                   run_dir, step)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 def load_policy_config(run_dir: Path) -> RunConfig:

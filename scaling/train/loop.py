@@ -16,6 +16,7 @@ from scaling.parallel import make_mesh
 from scaling.runtime import enable_compilation_cache
 from scaling.train.budget import Budget, plan_budget
 from scaling.train.checkpoint import Checkpointer, abstract_like
+from scaling.train.memory import check_fits
 from scaling.train.metrics import MetricsLog, Progress, device_description, device_peak_flops
 from scaling.train.optim import make_optimizer
 from scaling.train.rundir import claim_run_dir, holds_run_dir_locks, read_summary, write_summary
@@ -36,6 +37,7 @@ def prepare(cfg: RunConfig):
     tokenizer = get_tokenizer(cfg.data)
     check_vocab(cfg, tokenizer)
     mesh = make_mesh(cfg.mesh)
+    check_fits(cfg.model, budget.counts.n_params, mesh)  # before compiling: XLA aborts on what cannot fit
     dp = data_parallel_size(mesh)
     micro = cfg.train.batch_size // cfg.train.grad_accum
     if micro % dp:
