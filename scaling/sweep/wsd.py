@@ -13,6 +13,7 @@ import dataclasses
 from collections import defaultdict
 
 from scaling.errors import UserError
+from scaling.files import first_difference
 from scaling.sweep.plan import Plan, PlannedRun, canonical_json, with_fields
 
 
@@ -70,7 +71,7 @@ def _check_group(members: list[PlannedRun]) -> None:
     for run in members[:-1]:
         other = _without_tokens(run)
         if other != reference:
-            key = _first_difference(reference, other)
+            key = first_difference(reference, other)
             raise UserError(f"rules: {key} differs between the {run.model} runs at {run.tag} and "
                             f"{members[-1].tag}; wsd_forks branches share their trunk's hyperparameters, so "
                             "rules may not depend on tokens or C")
@@ -84,13 +85,4 @@ def _without_tokens(run: PlannedRun) -> dict:
     data = run.config.model_dump(mode="json")
     data["train"].pop("tokens")
     return data
-
-
-def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
-    for key in sorted(set(a) | set(b)):
-        if a.get(key) != b.get(key):
-            if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
-                return _first_difference(a[key], b[key], f"{prefix}{key}.")
-            return f"{prefix}{key}"
-    return prefix.rstrip(".")
 

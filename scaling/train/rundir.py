@@ -7,12 +7,12 @@ corruption of a scaling study.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import yaml
 
 from scaling.errors import UserError
+from scaling.files import first_difference, write_atomic
 
 
 def config_dict(cfg) -> dict:
@@ -28,7 +28,7 @@ def claim_run_dir(run_dir: Path, cfg) -> bool:
     if path.exists():
         existing = yaml.safe_load(path.read_text())
         if existing != resolved:
-            diff = _first_difference(existing, resolved)
+            diff = first_difference(existing, resolved)
             raise UserError(f"--out {run_dir}: holds a different run (config differs at {diff}); "
                             "use another directory")
         return True
@@ -37,20 +37,6 @@ def claim_run_dir(run_dir: Path, cfg) -> bool:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(path, yaml.safe_dump(resolved, sort_keys=False))
     return False
-
-
-def _first_difference(a, b, prefix="") -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                return _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
-    return prefix.rstrip(".") or "top level"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def read_summary(run_dir: Path) -> dict | None:
