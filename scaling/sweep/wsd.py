@@ -15,10 +15,7 @@ from collections import defaultdict
 from scaling.errors import UserError
 from scaling.files import first_difference
 from scaling.sweep.plan import Plan, PlannedRun, canonical_json, with_fields
-
-
-def decay_start(steps: int, decay_fraction: float) -> int:
-    return steps - round(decay_fraction * steps)
+from scaling.train.optim import decay_start
 
 
 def fork_branches(runs: list[PlannedRun]) -> Plan:
@@ -33,7 +30,7 @@ def fork_branches(runs: list[PlannedRun]) -> Plan:
         _check_group(members)
         trunk, branches = members[-1], members[:-1]
         opt = trunk.config.optimizer
-        starts = [decay_start(b.steps, opt.decay_fraction) for b in branches]
+        starts = [decay_start(opt, b.steps) for b in branches]  # the trainer's own schedule
         for branch, start in zip(branches, starts):
             if start < max(1, opt.warmup):
                 field = "budgets" if branch.budget is not None else "tokens"
