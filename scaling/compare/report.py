@@ -14,7 +14,7 @@ from pathlib import Path
 
 from scaling.compare.analysis import IN_RANGE, UNDEFINED, Comparison, LawFit, Slope
 from scaling.compare.collect import CACHE_FILE, Collected
-from scaling.laws.results import format_value
+from scaling.laws.results import format_value, jsonable
 
 LAW_NAMES = {"loglinear": "log-linear, y = a + b·log10 C", "sigmoid": "sigmoid (ScaleRL), R0 + (A−R0)/(1+(C_mid/C)^B)",
              "isoflop": "isoFLOP profiles (Hoffmann et al. Approach 2)",
@@ -189,28 +189,13 @@ def _loss_details(loss: LawFit) -> list[str]:
     return []
 
 
-def _jsonable(v):
-    """Plain JSON: numpy scalars become numbers, and inf/NaN (an unbounded interval) become null."""
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, (str, bool)) or v is None:
-        return v
-    if hasattr(v, "tolist"):  # numpy scalar or array
-        return _jsonable(v.tolist())
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
 def _law_json(law: LawFit) -> dict:
     return law.result.to_json() if law.ok else {"law": law.law, "fitted": False, "reason": law.reason}
 
 
 def to_json(col: Collected, cmp: Comparison, loss: LawFit, loss_tried: list[str], files: list[Path],
             notes: list[str]) -> dict:
-    return _jsonable({
+    return jsonable({
         "pretrain_sweep": str(col.pretrain_dir), "rl_sweep": str(col.rl_dir),
         "eval": asdict(col.settings), "metric": "accuracy (greedy pass@1)",
         "flop_convention": {"accuracy_axes": "full", "loss_law": col.loss_convention},
