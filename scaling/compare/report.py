@@ -60,7 +60,7 @@ def _gain_cell(g) -> str:
 
 def markdown(col: Collected, cmp: Comparison, loss: LawFit, loss_tried: list[str], figures: list[Path],
              notes: list[str], command: str | None) -> str:
-    lines = (_header(col, cmp, command) + _summary(cmp) + _data(col, cmp) + _accuracy_laws(cmp) + _gains(cmp)
+    lines = (_header(col, cmp, command) + _summary_section(cmp) + _data(col, cmp) + _accuracy_laws(cmp) + _gains(cmp)
              + _loss_law(col, cmp, loss, loss_tried) + _checks(col))
     warnings = col.warnings + cmp.warnings + notes
     if warnings:
@@ -74,11 +74,13 @@ def markdown(col: Collected, cmp: Comparison, loss: LawFit, loss_tried: list[str
 
 def _header(col: Collected, cmp: Comparison, command: str | None) -> list[str]:
     s = col.settings
-    metric = (f"greedy pass@1 on the first {s.problems} held-out problems of `{s.task}` {json.dumps(s.task_params)} "
-              f"(prompts ≤ {s.prompt_tokens} tokens, ≤ {s.max_new} generated tokens)")
-    if s.pass_k > 1:
-        metric += f"; sampled pass@{s.pass_k} on the first {s.pass_k_problems} (temperature {s.temperature:g})"
-    return [f"# Pretraining vs RL compute on {s.task}", "",
+    metric = (f"greedy pass@1 on the first {s.eval.problems} held-out problems of `{s.task.name}` "
+              f"{json.dumps(s.task.params)} (prompts ≤ {s.prompt_tokens} tokens, "
+              f"≤ {s.sampling.max_new} generated tokens)")
+    if s.eval.pass_k > 1:
+        metric += (f"; sampled pass@{s.eval.pass_k} on the first {s.eval.pass_k_problems} "
+                   f"(temperature {s.sampling.temperature:g})")
+    return [f"# Pretraining vs RL compute on {s.task.name}", "",
             f"Pretraining sweep `{col.pretrain_dir}` ({len(cmp.pretrain)} runs); RL sweep `{col.rl_dir}` "
             f"({len(cmp.rl)} runs).  ",
             f"Generated {datetime.date.today().isoformat()}" + (f" by `{command}`" if command else "") + ".  ",
@@ -91,7 +93,7 @@ def _header(col: Collected, cmp: Comparison, command: str | None) -> list[str]:
             "No bootstrap intervals (bootstrap 0).", ""]
 
 
-def _summary(cmp: Comparison) -> list[str]:
+def _summary_section(cmp: Comparison) -> list[str]:
     pre_ids = ", ".join(f"`{p.run_id}`" for p in cmp.pretrain)
     lines = ["## Summary", "",
              f"- **A decade more pretraining compute**: {_slope_text(cmp.slopes['pretrain'], 'pretraining FLOPs')} "
@@ -107,7 +109,7 @@ def _summary(cmp: Comparison) -> list[str]:
 
 
 def _data(col: Collected, cmp: Comparison) -> list[str]:
-    k = col.settings.pass_k
+    k = col.settings.eval.pass_k
     extra_head, extra_rule = (f" pass@{k} |", "---:|") if k > 1 else ("", "")
 
     def pass_k(e: dict) -> str:
@@ -197,7 +199,7 @@ def to_json(col: Collected, cmp: Comparison, loss: LawFit, loss_tried: list[str]
             notes: list[str]) -> dict:
     return jsonable({
         "pretrain_sweep": str(col.pretrain_dir), "rl_sweep": str(col.rl_dir),
-        "eval": asdict(col.settings), "metric": "accuracy (greedy pass@1)",
+        "eval": col.settings.to_json(), "metric": "accuracy (greedy pass@1)",
         "flop_convention": {"accuracy_axes": "full", "loss_law": col.loss_convention},
         "bootstrap": cmp.bootstrap,
         "pretrain": {"points": [asdict(p) for p in cmp.pretrain], "fitted_range": list(cmp.pretrain_range),
