@@ -35,7 +35,6 @@ from pydantic import Field, field_validator, model_validator
 from scaling.config.base import StrictModel, validate
 from scaling.config.rl import RLConfig, is_rl_config
 from scaling.errors import UserError
-from scaling.sweep.kinds import SweepKind, register_kind
 from scaling.sweep.plan import Plan, PlannedRun, set_dotted, short_number
 from scaling.sweep.spec import SweepSpecBase, check_grid_values, resolve_base
 
@@ -291,6 +290,3 @@ def expand_rlvr(spec: RLVRSweepSpec, path: Path | None) -> Plan:
     order = {str(i.run_dir): k for k, i in enumerate(inits)}
     runs.sort(key=lambda r: (r.planned_flops, order[r.init_dir], r.seed, r.run_id))
     return Plan(runs, warnings=warnings, notes=notes)
-
-
-register_kind(SweepKind(name="rlvr", spec_cls=RLVRSweepSpec, command="rl", designs={"grid": expand_rlvr}))
