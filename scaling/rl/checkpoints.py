@@ -9,7 +9,7 @@ import yaml
 
 from scaling.config.base import validate
 from scaling.config.model import MeshConfig, ModelConfig
-from scaling.config.rl import RLConfig
+from scaling.config.rl import RLConfig, is_rl_config
 from scaling.config.run import RunConfig
 from scaling.data import get_tokenizer
 from scaling.errors import UserError
@@ -23,13 +23,18 @@ from scaling.train.step import init_train_state
 @dataclass
 class Policy:
     graphdef: Any
-    params: Any
-    rest: Any
+    params: Any  # the nnx.Param variables: what RL trains
+    non_trainable: Any  # every other nnx variable (e.g. the router's load-balancing bias)
     model_cfg: ModelConfig
     pretrain_cfg: RunConfig  # the pretraining recipe at the root of this run's lineage
     tokenizer: Any
     run_dir: Path
     step: int
+
+    @property
+    def states(self) -> tuple[Any, Any]:
+        """What `nnx.merge(graphdef, *states)` takes (the sampler's `states`)."""
+        return self.params, self.non_trainable
 
 
 def read_run_config(run_dir: Path) -> dict:
@@ -49,7 +54,7 @@ def load_policy(run_dir: str | Path, mesh_cfg: MeshConfig | None = None) -> Poli
     """The newest checkpoint's policy. An RL run's model comes from its `init_run` (recursively)."""
     run_dir = Path(run_dir)
     raw = read_run_config(run_dir)
-    if "task" in raw:  # an RL run
+    if is_rl_config(raw):
         rl_cfg = validate(RLConfig, raw, source=str(run_dir / "config.yaml"))
         base = load_policy_config(Path(rl_cfg.init_run))
         optimizer = rl_cfg.optimizer
@@ -72,6 +77,7 @@ def load_policy(run_dir: str | Path, mesh_cfg: MeshConfig | None = None) -> Poli
                         f"({_first_line(e)})") from None
     finally:
         ckpt.close()
+    # "rest" is the checkpoint's (train/step.py's) key for the non-trainable variables.
     return Policy(graphdef, restored["params"], restored["rest"], base.model, base, get_tokenizer(base.data),
                   run_dir, step)
 
@@ -84,6 +90,12 @@ def _first_line(e: Exception) -> str:
 def load_policy_config(run_dir: Path) -> RunConfig:
     """The pretraining RunConfig at the root of a run's lineage."""
     raw = read_run_config(run_dir)
-    if "task" in raw:
+    if is_rl_config(raw):
         return load_policy_config(Path(validate(RLConfig, raw).init_run))
     return validate(RunConfig, raw, source=str(run_dir / "config.yaml"))
+
+
+def rl_config_of(run_dir: Path) -> RLConfig:
+    """An RL run's own config; for a pretraining run, the RL defaults (what an RL run from it would use)."""
+    raw = read_run_config(run_dir)
+    return validate(RLConfig, raw, source=str(run_dir / "config.yaml")) if is_rl_config(raw) else RLConfig()

@@ -17,6 +17,7 @@ import yaml
 
 from scaling.errors import UserError
 from scaling.locks import DirectoryLock
+from scaling.files import first_difference, write_atomic
 from scaling.sweep.plan import canonical_json
 
 SWEEP_FILE = "sweep.yaml"
@@ -32,8 +33,7 @@ def check_claim(sweep_dir: Path, resolved: dict[str, Any]) -> bool:
         except (yaml.YAMLError, UnicodeDecodeError):
             raise UserError(f"--out {sweep_dir}: {SWEEP_FILE} is unreadable; choose a new --out") from None
         if canonical_json(held) != canonical_json(resolved):
-            key = next((k for k in sorted(set(held or {}) | set(resolved))
-                        if canonical_json((held or {}).get(k)) != canonical_json(resolved.get(k))), "?")
+            key = first_difference(held or {}, resolved)
             raise UserError(f"--out {sweep_dir}: holds a different sweep ({key} differs); "
                             "submit it to a new --out (nothing was changed)")
         return True
@@ -56,10 +56,3 @@ def claimed(sweep_dir: Path, resolved: dict[str, Any], source: str) -> Iterator[
                       "# directory is refused; submitting this one again resumes it.\n")
             write_atomic(sweep_dir / SWEEP_FILE, header + yaml.safe_dump(resolved, sort_keys=False))
         yield
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 from typing import Callable
 
 import yaml
 
 from scaling.errors import UserError
+from scaling.files import first_difference, write_atomic
 from scaling.locks import DirectoryLock
 from scaling.outputs import check_writable_dir
 
@@ -56,7 +56,7 @@ def _check_claim(run_dir: Path, resolved: dict) -> bool:
         except (yaml.YAMLError, UnicodeDecodeError, OSError):
             raise UserError(f"--out {run_dir}: its config.yaml is unreadable; use another directory") from None
         if existing != resolved:
-            diff = _first_difference(existing, resolved)
+            diff = first_difference(existing, resolved)
             raise UserError(f"--out {run_dir}: holds a different run (config differs at {diff}); "
                             "use another directory")
         return True
@@ -77,20 +77,6 @@ def holds_run_dir_locks(fn: Callable) -> Callable:
             for key in set(_HELD) - before:
                 _HELD.pop(key).release()
     return wrapper
-
-
-def _first_difference(a, b, prefix="") -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                return _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
-    return prefix.rstrip(".") or "top level"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def read_summary(run_dir: Path) -> dict | None:
