@@ -10,7 +10,7 @@ from scaling.config.run import resolve_model, run_config_from_dict
 from scaling.errors import UserError
 from scaling.sweep.expand import expand, load_sweep, spec_from_dict
 from scaling.sweep.plan import run_id_of
-from scaling.sweep.rules import evaluate
+from scaling.sweep.rules import rule_value
 
 # Four tiny sizes; seq_len 32 and 4 x 32 = 128-token steps keep the arithmetic easy to follow.
 MODELS = [{"name": f"t{i}", "D": d, "L": l, "H": 2, "F": 2 * d, "max_seq_len": 64}
@@ -113,11 +113,11 @@ def test_rules_set_hyperparameters_per_size():
 
 def test_rule_expressions_cannot_run_code():
     symbols = {"D": 64, "N": 1e5}
-    assert evaluate("sqrt(D) + log(N) * 0 + min(1, 2) + round(2.6) - int(1.9)", symbols) == 8 + 0 + 1 + 3 - 1
+    assert rule_value("sqrt(D) + log(N) * 0 + min(1, 2) + round(2.6) - int(1.9)", symbols) == 8 + 0 + 1 + 3 - 1
     for bad in ["__import__('os').system('true')", "D.__class__", "(lambda: 1)()", "open('x')", "[1][0]",
                 "D if D else 1", "x", "sqrt(D, base=2)", "10 ** 10 ** 10"]:
         with pytest.raises(UserError):
-            evaluate(bad, symbols)
+            rule_value(bad, symbols)
     with pytest.raises(UserError, match="rules.optimizer.lr"):
         spec(design="grid", tokens=[1280], rules={"optimizer.lr": "__import__('os')"})
     with pytest.raises(UserError, match="rules.model.D"):

@@ -20,8 +20,8 @@ from typing import Any, Callable
 import yaml
 
 from scaling.compare.analysis import CurvePoint, PretrainPoint, RLRun
-from scaling.errors import UserError
 from scaling.config.rl import EvalSettings
+from scaling.errors import UserError
 
 CACHE_FILE = "pretrain_eval.jsonl"
 

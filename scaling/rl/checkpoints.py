@@ -5,7 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orbax.checkpoint as ocp
 import yaml
+from flax import nnx
 
 from scaling.config.base import validate
 from scaling.config.model import MeshConfig, ModelConfig
@@ -16,8 +18,6 @@ from scaling.errors import UserError
 from scaling.model import build_model
 from scaling.parallel import make_mesh
 from scaling.train.checkpoint import Checkpointer, abstract_like
-from scaling.train.optim import make_optimizer
-from scaling.train.step import init_train_state
 
 
 @dataclass
@@ -55,29 +55,28 @@ def load_policy(run_dir: str | Path, mesh_cfg: MeshConfig | None = None) -> Poli
     run_dir = Path(run_dir)
     raw = read_run_config(run_dir)
     if is_rl_config(raw):
-        rl_cfg = validate(RLConfig, raw, source=str(run_dir / "config.yaml"))
-        base = load_policy_config(Path(rl_cfg.init_run))
-        optimizer = rl_cfg.optimizer
+        base = load_policy_config(Path(validate(RLConfig, raw, source=str(run_dir / "config.yaml")).init_run))
     else:
         base = validate(RunConfig, raw, source=str(run_dir / "config.yaml"))
-        optimizer = base.optimizer
     ckpt_dir = run_dir / "checkpoints"
     ckpt = Checkpointer(ckpt_dir, read_only=True) if ckpt_dir.is_dir() else None
     if ckpt is None or not ckpt.steps():
         raise UserError(f"{run_dir}: has no checkpoint to load")
     mesh = make_mesh(mesh_cfg or MeshConfig(devices=1))
-    model = build_model(base.model, mesh, seed=base.train.seed)
-    tx, _ = make_optimizer(optimizer, 2)
-    graphdef, state, _ = init_train_state(model, tx, mesh)
+    graphdef, params, non_trainable = nnx.split(build_model(base.model, mesh, seed=base.train.seed), nnx.Param, ...)
     step = ckpt.steps()[-1]
+    # Only the policy is restored: the optimizer state beside it (whichever optimizer the run used) is
+    # left on disk. "rest" is the checkpoint's (train/step.py's) key for the non-trainable variables.
+    target = {"params": abstract_like(params), "rest": abstract_like(non_trainable)}
     try:
-        restored = ckpt.restore_state_only(step, abstract_like(state))
+        restored = ckpt.manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+            item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+            partial_restore=True)))["state"]
     except Exception as e:  # noqa: BLE001 - Orbax raises many types; all mean "not this model's checkpoint"
         raise UserError(f"{run_dir}: its checkpoint at step {step} does not match the model of its config.yaml "
                         f"({_first_line(e)})") from None
     finally:
         ckpt.close()
-    # "rest" is the checkpoint's (train/step.py's) key for the non-trainable variables.
     return Policy(graphdef, restored["params"], restored["rest"], base.model, base, get_tokenizer(base.data),
                   run_dir, step)
 

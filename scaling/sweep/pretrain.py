@@ -18,7 +18,7 @@ from scaling.config.run import RunConfig, resolve_model
 from scaling.errors import UserError
 from scaling.model.accounting import count_model
 from scaling.sweep.plan import Plan, PlannedRun, canonical_json, set_dotted, short_number, with_fields
-from scaling.sweep.rules import evaluate
+from scaling.sweep.rules import rule_value
 from scaling.sweep.spec import PretrainSweepSpec, resolve_base
 
 MIN_MODELS_PER_BUDGET = 3  # fewer points than this cannot locate an isoFLOP minimum
@@ -95,7 +95,7 @@ def _cell(spec, data, label, counts, nominal, budget, per_token, design, where, 
     if spec.rules:
         data = copy.deepcopy(data)
         for key, expr in spec.rules.items():
-            set_dotted(data, key, evaluate(expr, symbols, f"rules.{key}"), f"rules.{key}")
+            set_dotted(data, key, rule_value(expr, symbols, f"rules.{key}"), f"rules.{key}")
         cfg = validate(RunConfig, data, source=f"{where} after rules")
     batch_tokens = cfg.train.batch_tokens
     steps = round(nominal / batch_tokens)

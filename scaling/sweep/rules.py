@@ -43,7 +43,7 @@ def check_rule(expr: Any, where: str) -> None:
         _walk(_parse(expr, where), None, where)
 
 
-def evaluate(expr: Any, symbols: dict[str, float], where: str = "rule") -> float | int:
+def rule_value(expr: Any, symbols: dict[str, float], where: str = "rule") -> float | int:
     """Value of a rule (a plain number, or an expression string) for one run's symbols."""
     if isinstance(expr, (int, float)) and not isinstance(expr, bool):
         return expr
