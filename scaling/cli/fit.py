@@ -9,7 +9,7 @@ import sys
 
 from scaling.errors import UserError
 
-LAWS = ("power", "chinchilla", "isoflop", "loglinear", "sigmoid")  # mirrors scaling.laws.LAWS
+LAWS = ("power", "chinchilla", "isoflop", "loglinear", "sigmoid", "split", "testtime")  # mirrors scaling.laws.LAWS
 
 DESCRIPTION = """\
 Fit a scaling law and print its parameters (with bootstrap intervals when asked).
@@ -21,14 +21,21 @@ laws:
   isoflop     per-budget parabolas in log N; N_opt ∝ C^a, D_opt ∝ C^b (Approach 2)
   loglinear   y = a + b·log10 x, and ln(1 - y) = c - k·ln x on the error rate
   sigmoid     R(C) = R0 + (A - R0)/(1 + (C_mid/C)^B), A in [R0, 1] (ScaleRL)
+  split       per total budget C (--c, default total_flops), accuracy (--y) against the RL share f
+              (--x, default rl_share): parabola in logit f or in f (--method auto|logit|share) around
+              its maximum; budgets [{C, share_opt, accuracy_opt, ci}], share_opt = slope·log10 C + intercept
+  testtime    iso-accuracy frontier of training compute (--c, default train_flops) against test-time
+              compute (--x, default test_flops, or --k times --sample-flops): how many times more
+              test-time compute replaces 10x training compute (Jones 2021)
 
 SOURCE is a sweep directory (its registry.sqlite: finished runs for power/chinchilla/isoflop,
-accuracy curves for loglinear/sigmoid) or a CSV file. When D is missing, D = C/(6N).
+accuracy curves for loglinear/sigmoid) or a CSV file (split and testtime: a CSV). When D is
+missing, D = C/(6N).
 """
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("fit", help="fit a scaling law (power, chinchilla, isoflop, loglinear, sigmoid)",
+    p = subparsers.add_parser("fit", help="fit a scaling law (power, chinchilla, isoflop, loglinear, sigmoid, split, testtime)",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("law", metavar="LAW", help="one of: " + ", ".join(LAWS))
     p.add_argument("source", metavar="SOURCE", help="sweep directory or CSV file")
@@ -39,9 +46,14 @@ def register(subparsers) -> None:
                    help="also fit without the largest budget (or x) and report the error predicting it")
     p.add_argument("--method", default=None, metavar="M",
                    help="chinchilla: huber (default, Hoffmann), huber-mle (Besiroglu et al. 2024), "
-                        "huber-mean (averaged terms: stops early, for comparison)")
+                        "huber-mean (averaged terms: stops early, for comparison); split: the curve in the "
+                        "RL share, auto (default: the lower leave-one-out error), logit or share")
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                    help="hold a parameter fixed: E for power (e.g. E=0), R0 for sigmoid")
+    p.add_argument("--k", default=None, metavar="COL", dest="k_col",
+                   help="testtime: samples per problem k; test-time compute = k x --sample-flops (default k)")
+    p.add_argument("--sample-flops", default=None, metavar="COL",
+                   help="testtime: inference FLOPs of one sample (default sample_flops)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--json", default=None, metavar="FILE|-",
                    help="write the result as one JSON object to FILE, or to stdout instead of the table with -")
@@ -89,7 +101,15 @@ def run(args) -> int:
     law = laws.check_law(args.law)
     if args.drop_highest_loss < 0:
         raise UserError(f"--drop-highest-loss {args.drop_highest_loss}: must be >= 0")
-    pts = laws.load_points(args.source, law, columns_from_args(args), args.drop_highest_loss)
+    if law != "testtime" and (args.k_col or args.sample_flops):
+        raise UserError(f"--k and --sample-flops apply to testtime only, not {law}")
+    if law == "testtime":
+        from scaling.laws.testtime import load_testtime_points
+        if args.drop_highest_loss:
+            raise UserError("--drop-highest-loss applies to loss laws, not testtime")
+        pts = load_testtime_points(args.source, columns_from_args(args), k=args.k_col, sample_flops=args.sample_flops)
+    else:
+        pts = laws.load_points(args.source, law, columns_from_args(args), args.drop_highest_loss)
     result = laws.fit(law, pts, method=args.method, fixed=parse_fixed(args.fix), bootstrap=args.bootstrap,
                       holdout_largest=args.holdout_largest, seed=args.seed)
     for warning in result.warnings:
