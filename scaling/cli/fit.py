@@ -54,6 +54,8 @@ def register(subparsers) -> None:
                    help="testtime: samples per problem k; test-time compute = k x --sample-flops (default k)")
     p.add_argument("--sample-flops", default=None, metavar="COL",
                    help="testtime: inference FLOPs of one sample (default sample_flops)")
+    p.add_argument("--plot", default=None, metavar="DIR",
+                   help="split, testtime: also write their figures (PNG + SVG) to DIR")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--json", default=None, metavar="FILE|-",
                    help="write the result as one JSON object to FILE, or to stdout instead of the table with -")
@@ -103,6 +105,8 @@ def run(args) -> int:
         raise UserError(f"--drop-highest-loss {args.drop_highest_loss}: must be >= 0")
     if law != "testtime" and (args.k_col or args.sample_flops):
         raise UserError(f"--k and --sample-flops apply to testtime only, not {law}")
+    if args.plot and law not in ("split", "testtime"):
+        raise UserError(f"--plot applies to split and testtime; for {law} use `scaling plot`")
     if law == "testtime":
         from scaling.laws.testtime import load_testtime_points
         if args.drop_highest_loss:
@@ -114,6 +118,8 @@ def run(args) -> int:
                       holdout_largest=args.holdout_largest, seed=args.seed)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if args.plot:
+        write_figures(result, pts, args.plot)
     if args.json == "-":
         print(result.dumps())
         return 0
@@ -125,3 +131,17 @@ def run(args) -> int:
             raise UserError(f"--json {args.json}: cannot write ({e.strerror})") from None
     print(laws.render_table(result))
     return 0
+
+
+def write_figures(result, pts, out_dir: str) -> None:
+    """The split or test-time figures, written before the result is printed (a write error exits 2)."""
+    from pathlib import Path
+
+    from scaling.plots.allocation import write_split_figures, write_testtime_figures
+
+    write = write_split_figures if result.law == "split" else write_testtime_figures
+    try:
+        paths = write(result, pts, Path(out_dir))
+    except OSError as e:
+        raise UserError(f"--plot {out_dir}: cannot write ({e.strerror})") from None
+    print(f"figures: {', '.join(str(p) for p in paths)}", file=sys.stderr)

@@ -119,7 +119,8 @@ def _window(u: np.ndarray, y: np.ndarray, w: np.ndarray, window: int) -> tuple[n
 
 
 def _optimum(curve: str, f: np.ndarray, y: np.ndarray, weights: np.ndarray, window: int = WINDOW):
-    """Per row of weights (K, n): (share_opt, accuracy_opt, reason, parabola). Reason is "" where the
+    """Per row of weights (K, n): (share_opt, accuracy_opt, reason, parabola, (lowest, highest) share
+    fitted). Reason is "" where the
     optimum is interior, concave and beats pure pretraining; otherwise it says why this budget says
     nothing about its optimum. The window around the best share is chosen afresh for every row."""
     u, on = _coordinate(curve, f)
@@ -152,7 +153,7 @@ def _optimum(curve: str, f: np.ndarray, y: np.ndarray, weights: np.ndarray, wind
             reasons[i] = why(i)
     ok = reasons == ""
     share = np.where(ok, _share(curve, np.where(ok, u_star, 0.0)), np.nan)
-    return share, np.where(ok, acc_star, np.nan), reasons, coef
+    return share, np.where(ok, acc_star, np.nan), reasons, coef, (_share(curve, lo), _share(curve, hi))
 
 
 def _loo_sse(curve: str, f: np.ndarray, y: np.ndarray) -> tuple[float, int] | None:
@@ -222,15 +223,16 @@ def fit_split(pts: Points, curve: str = "auto", bootstrap: int = 0, holdout_larg
                      "interior optimum must beat; f=1 likewise")
 
     budgets = np.unique(pts.budget)
-    rows, excluded = [], []
+    rows, excluded, fitted_shares = [], [], {}
     for budget in budgets:
         m = pts.budget == budget
         f, y = pts.x[m], pts.y[m]
-        share, acc, reason, coef = _optimum(curve, f, y, np.ones((1, m.sum())))
+        share, acc, reason, coef, (lo, hi) = _optimum(curve, f, y, np.ones((1, m.sum())))
         row = {"C": float(budget), "n_runs": int(m.sum()), "n_shares": int(len(np.unique(f))),
                "share_opt": float(share[0]), "accuracy_opt": float(acc[0]), "ci": {}}
         if (f == 0).any():
             row["accuracy_f0"] = float(y[f == 0].mean())
+        fitted_shares[float(budget)] = (float(lo[0]), float(hi[0]))  # where the curve is drawn
         (rows if not reason[0] else excluded).append((row, coef[0], reason[0]))
     warnings = []
     if excluded:
@@ -258,6 +260,7 @@ def fit_split(pts: Points, curve: str = "auto", bootstrap: int = 0, holdout_larg
         extra={"curve": curve, "budgets": kept}, notes=notes, warnings=warnings,
         observed=observed, predicted=predicted,
         state={"curve": curve, "coef": {r["C"]: coef for r, coef, _ in rows},
+               "fitted_shares": fitted_shares,
                "excluded": [r["C"] for r, _, _ in excluded]})
     if bootstrap:
         _bootstrap(result, pts, curve, bootstrap, seed)
@@ -287,7 +290,7 @@ def _bootstrap(result: FitResult, pts: Points, curve: str, n_replicates: int, se
     acc = np.full_like(share, np.nan)
     for j, row in enumerate(kept):
         m = sub.budget == row["C"]
-        share[:, j], acc[:, j], _, _ = _optimum(curve, sub.x[m], sub.y[m], weights[:, m])
+        share[:, j], acc[:, j], *_ = _optimum(curve, sub.x[m], sub.y[m], weights[:, m])
         lost = np.mean(np.isnan(share[:, j]))
         if lost > UNSTABLE_FRACTION:
             result.warnings.append(f"split: budget {format_flops(row['C'])} has no interior optimum in {lost:.0%} of "
@@ -295,7 +298,7 @@ def _bootstrap(result: FitResult, pts: Points, curve: str, n_replicates: int, se
         ci = percentile_intervals({"share_opt": share[:, j], "accuracy_opt": acc[:, j]})
         # Sampling error is not the only error: a parabola is an approximation. The interval also covers
         # the optimum located with one more share either side, where that is interior.
-        wide_share, wide_acc, reason, _ = _optimum(curve, sub.x[m], sub.y[m], np.ones((1, m.sum())), WINDOW + 1)
+        wide_share, wide_acc, reason, *_ = _optimum(curve, sub.x[m], sub.y[m], np.ones((1, m.sum())), WINDOW + 1)
         if not reason[0]:
             for key, v in (("share_opt", wide_share[0]), ("accuracy_opt", wide_acc[0])):
                 if key in ci:
@@ -321,14 +324,17 @@ def _holdout(kept: list[dict]) -> dict:
     log_c = np.log10([r["C"] for r in train])
     s, i = _line(log_c, np.array([r["share_opt"] for r in train]))
     a, b = _line(log_c, _logit([r["accuracy_opt"] for r in train]))
-    share_pred, acc_pred = s * np.log10(test["C"]) + i, 1 / (1 + np.exp(-(a * np.log10(test["C"]) + b)))
+    # A straight line in log C can leave [0, 1]: a share outside it is clipped to the nearest edge.
+    share_pred = float(np.clip(s * np.log10(test["C"]) + i, 0, 1))
+    acc_pred = 1 / (1 + np.exp(-(a * np.log10(test["C"]) + b)))
     return {"budget": test["C"], "accuracy_opt": test["accuracy_opt"], "accuracy_pred": float(acc_pred),
             "accuracy_error": float(acc_pred - test["accuracy_opt"]), "share_opt": test["share_opt"],
             "share_pred": float(share_pred), "share_error": float(share_pred - test["share_opt"])}
 
 
 def predict_share(params: dict[str, float], C) -> np.ndarray:
-    return params["intercept"] + params["slope"] * np.log10(np.asarray(C, dtype=float))
+    """The trend's best share at total compute C, clipped to [0, 1] (the line itself is not)."""
+    return np.clip(params["intercept"] + params["slope"] * np.log10(np.asarray(C, dtype=float)), 0, 1)
 
 
 def predict_best_accuracy(params: dict[str, float], C) -> np.ndarray:
