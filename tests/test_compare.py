@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -162,18 +161,34 @@ def test_compare_puts_both_sweeps_on_one_axis_and_a_second_run_reads_the_cache(s
         assert f"`{run['run_id']}`" in report
     finals = [g for g in result["compute_equivalent_gain"] if g["final"] and g["law"] == "loglinear"]
     assert {g["run_id"] for g in finals} == set(rl_rows)
-    assert all(g["status"] in ("ok", "beyond the fitted range", "below the fitted range", "undefined") for g in finals)
-    assert all(g["reason"] for g in finals if g["status"] == "undefined")
+    # Each gain is where the pretraining log-linear law reaches the RL run's accuracy, and its status
+    # says whether that lies inside the FLOPs the pretraining points span.
+    fitted = result["pretrain"]["fits"]["loglinear"]
+    lo, hi = result["pretrain"]["fitted_range"]
+    for g in finals:
+        if g["status"] == "undefined":
+            assert g["gain"] is None and g["c_eq"] is None and g["reason"]
+            continue
+        a, b = fitted["params"]["a"], fitted["params"]["b"]
+        assert b > 0 and g["c_eq"] == pytest.approx(10 ** ((g["accuracy"] - a) / b), rel=1e-6)
+        assert g["gain"] == pytest.approx(g["c_eq"] / g["spent"], rel=1e-9)
+        expected = "ok" if lo <= g["c_eq"] <= hi else "beyond the fitted range" if g["c_eq"] > hi else \
+            "below the fitted range"
+        assert g["status"] == expected and (g["reason"] is None) == (expected == "ok")
     # Same evaluation as the RL loop: each RL run's step-0 accuracy is what compare measured for its start.
     assert result["checks"] and all(c["equal"] for c in result["checks"])
+    # The loss law: the first of isoflop, chinchilla, power the sweep supports; 2 sizes x 2 budgets are
+    # too few models per budget for an isoFLOP minimum, so the report says why before the one it fits.
     law = result["loss_law"]
-    assert law.get("law") in ("isoflop", "chinchilla", "power") or law["reason"]
+    assert law["not_used"][0].startswith("isoflop")
+    if law.get("fitted") is False:
+        assert law["law"] == "none" and all(name in law["reason"] for name in ("isoflop", "chinchilla", "power"))
+    else:
+        assert law["law"] in ("chinchilla", "power") and law["n_points"] == 4
 
     # Again: nothing is evaluated, and the same numbers come out.
     monkeypatch.setattr(collect_module, "evaluate_model", lambda *a: pytest.fail("evaluated again"))
-    started = time.time()
     assert cli_main.main(["compare", str(pre), str(rl), "--out", str(out), "--bootstrap", "50"]) == 0
-    assert time.time() - started < 30
     assert json.loads((out / "compare.json").read_text()) == result
     assert "0 evaluated now, 4 from" in (out / "report.md").read_text()
 

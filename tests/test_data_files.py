@@ -18,9 +18,12 @@ def _files_cfg(tmp_path, *paths, **kw):
     return DataConfig(source="files", paths=[str(p) for p in paths], cache_dir=str(tmp_path / "cache"), **kw)
 
 
-def _make_corpus(tmp_path):
-    pa = pytest.importorskip("pyarrow")
-    pq = pytest.importorskip("pyarrow.parquet")
+PARQUET_SKIP = "reading .parquet needs the optional 'parquet' extra (pyarrow); the dev extra, and so CI, installs it"
+
+
+def _make_corpus(tmp_path, parquet: bool = False):
+    """6 .txt files and 30 .jsonl lines (+ 30 parquet rows with `parquet`: only the tests that read them
+    need pyarrow)."""
     root = tmp_path / "data"
     root.mkdir()
     for i in range(6):
@@ -29,13 +32,16 @@ def _make_corpus(tmp_path):
         for i in range(30):
             f.write(json.dumps({"text": f"note {i}: " + "jsonl text " * 10, "id": i}) + "\n")
         f.write("\n")  # blank lines are allowed
-    table = pa.table({"text": [f"row {i} " + "parquet text " * 8 for i in range(30)], "n": list(range(30))})
-    pq.write_table(table, root / "rows.parquet")
+    if parquet:
+        pa = pytest.importorskip("pyarrow", reason=PARQUET_SKIP)
+        pq = pytest.importorskip("pyarrow.parquet", reason=PARQUET_SKIP)
+        table = pa.table({"text": [f"row {i} " + "parquet text " * 8 for i in range(30)], "n": list(range(30))})
+        pq.write_table(table, root / "rows.parquet")
     return root
 
 
 def test_txt_jsonl_and_parquet_are_all_ingested(tmp_path):
-    root = _make_corpus(tmp_path)
+    root = _make_corpus(tmp_path, parquet=True)
     cfg = _files_cfg(tmp_path, root / "*.txt", root / "notes.jsonl", root / "rows.parquet", eval_fraction=0.2)
     corpus = load_token_corpus(cfg, TOK)
     stats = corpus_stats(cfg, TOK)
@@ -47,7 +53,7 @@ def test_txt_jsonl_and_parquet_are_all_ingested(tmp_path):
 
 
 def test_a_directory_expands_to_its_supported_files(tmp_path):
-    root = _make_corpus(tmp_path)
+    root = _make_corpus(tmp_path, parquet=True)
     assert corpus_stats(_files_cfg(tmp_path, root), TOK)["n_documents"] == 66
 
 
@@ -133,8 +139,8 @@ def test_invalid_json_names_file_and_line(tmp_path):
 
 
 def test_parquet_without_the_column_names_file_and_columns(tmp_path):
-    pa = pytest.importorskip("pyarrow")
-    pq = pytest.importorskip("pyarrow.parquet")
+    pa = pytest.importorskip("pyarrow", reason=PARQUET_SKIP)
+    pq = pytest.importorskip("pyarrow.parquet", reason=PARQUET_SKIP)
     path = tmp_path / "bad.parquet"
     pq.write_table(pa.table({"body": ["x"]}), path)
     message = _user_error(_files_cfg(tmp_path, path))

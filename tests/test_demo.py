@@ -48,15 +48,24 @@ def test_second_demo_reuses_every_run_and_evaluation(demo, monkeypatch):
     def no_evaluation(*args, **kwargs):
         raise AssertionError("a second demo must read the cached evaluations")
 
+    out = root / "out"
+
+    def runs_and_logs():
+        """Per sweep, each run's registry row (a run started again gets a new attempt and start time)
+        and the bytes of every metrics log (a run trained again appends to it)."""
+        rows = {sweep: {r["run_id"]: {k: v for k, v in r.items() if k not in ("updated_at", "heartbeat_at")}
+                        for r in Registry(out / sweep / "registry.sqlite").runs()}
+                for sweep in ("isoflop", "math", "rlvr")}
+        return rows, {p: p.read_bytes() for p in out.glob("*/runs/*/metrics.jsonl")}
+
+    before = runs_and_logs()
     monkeypatch.setattr(collect, "evaluate_model", no_evaluation)
     lines: list[str] = []
-    again = run_demo(root / "out", sweeps, max_parallel=2, bootstrap=20, say=lines.append)
+    again = run_demo(out, sweeps, max_parallel=2, bootstrap=20, say=lines.append)
     assert again["summary"] == first["summary"]
-    # Submit prints straight to stdout; its per-sweep counts are checked through the registries instead:
-    # nothing new was planned or re-run (one row per run, all done).
-    for sweep in ("isoflop", "math", "rlvr"):
-        rows = Registry(root / "out" / sweep / "registry.sqlite").runs()
-        assert all(r["status"] == "done" for r in rows)
+    after = runs_and_logs()
+    assert after[0] == before[0] and all(rows for rows in after[0].values())  # nothing planned or started anew
+    assert after[1] == before[1] and len(after[1]) >= 4  # nothing trained further
 
 
 def test_demo_with_a_missing_sweep_file_exits_2_with_one_line(tmp_path, capsys):

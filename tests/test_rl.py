@@ -96,7 +96,7 @@ def test_several_updates_per_rollout_batch_still_count_rl_steps(pretrained, tmp_
 def test_a_token_cap_shorter_than_the_tasks_answers_is_warned_about():
     from scaling.config.data import DataConfig
     from scaling.data import get_tokenizer
-    from scaling.rl.loop import cut_off_answers_warning
+    from scaling.rl.validate import cut_off_answers_warning
     from scaling.rl.tasks import get_task
 
     task = get_task("arithmetic", min_digits=1, max_digits=1, min_steps=3, max_steps=3, operations=["+", "-"])

@@ -6,7 +6,8 @@ from flax import nnx
 
 from scaling.config.model import ModelConfig, MoEConfig
 from scaling.model import build_model
-from scaling.rl.sampler import SamplingParams, generate, left_pad
+from scaling.config.rl import SamplingConfig
+from scaling.sampling import generate, left_pad
 
 CFG = ModelConfig(D=32, L=2, H=4, KV=2, F=64, V=64, max_seq_len=64, dtype="float32")
 EOS, PAD = 63, 62
@@ -20,7 +21,7 @@ def test_greedy_decoding_equals_argmax_of_the_full_forward_pass_with_left_paddin
         prompts = [[5, 9, 11], [7, 1, 2, 3, 4, 8], [20], [33, 34]]
         toks, valid = left_pad(prompts, 8, PAD)
         out, lengths, steps = generate(graphdef, (state,), jnp.asarray(toks), jnp.asarray(valid), jax.random.key(0),
-                                       params=SamplingParams(max_new=6, temperature=0.0), eos_id=EOS, pad_id=PAD)
+                                       sampling=SamplingConfig(max_new=6, temperature=0.0), eos_id=EOS, pad_id=PAD)
         out, lengths = np.asarray(out), np.asarray(lengths)
         # Reference: one uncached forward over prompt + completion (no padding on the left; filler on the
         # right cannot influence earlier positions). Its argmax at every completion position must be the
@@ -44,14 +45,26 @@ def test_rows_stop_at_eos_and_sampling_respects_top_k():
     model = build_model(CFG, seed=2)
     graphdef, state = nnx.split(model)
     toks, valid = left_pad([[1, 2], [3]], 4, PAD)
-    params = SamplingParams(max_new=10, temperature=1.0, top_k=1)
-    out, lengths, steps = generate(graphdef, (state,), jnp.asarray(toks), jnp.asarray(valid), jax.random.key(3),
-                                   params=params, eos_id=EOS, pad_id=PAD)
-    greedy, _, _ = generate(graphdef, (state,), jnp.asarray(toks), jnp.asarray(valid), jax.random.key(4),
-                            params=SamplingParams(max_new=10, temperature=0.0), eos_id=EOS, pad_id=PAD)
+    prompts = (jnp.asarray(toks), jnp.asarray(valid))
+    # With an EOS the model never emits, both rows run the full 10 tokens; then the token row 0 emits
+    # third is made the EOS, so row 0 must stop right there, whatever row 1 does.
+    free, free_lengths, _ = generate(graphdef, (state,), *prompts, jax.random.key(4),
+                                     sampling=SamplingConfig(max_new=10, temperature=0.0), eos_id=-1, pad_id=PAD)
+    free = np.asarray(free)
+    assert np.asarray(free_lengths).tolist() == [10, 10]
+    eos = int(free[0, 2])
+    stop = free[0].tolist().index(eos) + 1  # its first occurrence: 3, or earlier if it came before
+    greedy, _, _ = generate(graphdef, (state,), *prompts, jax.random.key(4),
+                            sampling=SamplingConfig(max_new=10, temperature=0.0), eos_id=eos, pad_id=PAD)
+    out, lengths, steps = generate(graphdef, (state,), *prompts, jax.random.key(3),
+                                   sampling=SamplingConfig(max_new=10, temperature=1.0, top_k=1), eos_id=eos, pad_id=PAD)
     np.testing.assert_array_equal(np.asarray(out), np.asarray(greedy))  # top-1 sampling is greedy
-    out = np.asarray(out)
-    for row, n in enumerate(np.asarray(lengths)):
-        if n < 10:
-            assert out[row, n - 1] == EOS and (out[row, n:] == PAD).all()
-    assert int(steps) <= 10
+    out, lengths = np.asarray(out), np.asarray(lengths)
+    assert lengths[0] == stop <= 3
+    np.testing.assert_array_equal(out[0, :stop], free[0, :stop])
+    assert out[0, stop - 1] == eos and (out[0, stop:] == PAD).all()
+    for row, n in enumerate(lengths):  # every row: tokens up to its first EOS, then padding
+        row_tokens = free[row].tolist()
+        assert n == (row_tokens.index(eos) + 1 if eos in row_tokens else 10)
+        assert (out[row, n:] == PAD).all()
+    assert int(steps) == max(lengths)

@@ -20,10 +20,6 @@ import yaml
 from scaling.cli.main import main
 from scaling.sweep.registry import Registry
 
-pytestmark = pytest.mark.skipif(
-    subprocess.run([sys.executable, "-m", "scaling", "train", "--help"], capture_output=True).returncode != 0,
-    reason="`scaling train` is not available yet")
-
 TINY = [{"name": f"tiny{d}", "D": d, "L": 1, "H": 2, "F": 2 * d, "max_seq_len": 64} for d in (32, 48)]
 BASE = {"data": {"source": "stdlib-code"},
         "train": {"seq_len": 32, "batch_size": 4, "log_every": 1, "eval_every": 1000, "eval_batches": 1,
@@ -81,7 +77,8 @@ def test_resubmitting_a_finished_sweep_trains_nothing(local_sweep, capsys):
 
 
 def test_ray_executor_on_a_local_cluster_matches_the_local_executor(local_sweep, tmp_path):
-    ray = pytest.importorskip("ray")
+    ray = pytest.importorskip("ray", reason="the Ray executor is the optional 'ray' extra; the dev extra, and so "
+                                               "CI, installs it")
     sweep, local_out, _ = local_sweep
     out = tmp_path / "ray"
     try:

@@ -1,10 +1,8 @@
-"""The reasoning-gym adapter (optional extra): skipped when the package is not installed."""
+"""The reasoning-gym adapter (the optional `tasks` extra; the dev extra installs it, so it runs in CI)."""
 import pytest
 
-pytest.importorskip("reasoning_gym")
-
-from scaling.errors import UserError  # noqa: E402
-from scaling.rl.tasks import get_task  # noqa: E402
+from scaling.errors import UserError
+from scaling.rl.tasks import get_task
 
 
 @pytest.fixture(scope="module")

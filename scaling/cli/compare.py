@@ -38,7 +38,9 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from scaling.compare import run_compare
+    from scaling.outputs import check_output_dir
 
+    check_output_dir(args.out, "--out")
     command = None
     if len(sys.argv) > 2 and sys.argv[1] == "compare":
         command = "scaling compare " + " ".join(shlex.quote(a) for a in sys.argv[2:])

@@ -36,6 +36,9 @@ def run(args) -> int:
     from scaling.errors import UserError
     from scaling.laws.bootstrap import check_replicates
 
+    from scaling.outputs import check_writable_dir
+
+    check_writable_dir(args.out, "--out")
     if args.max_parallel < 1:
         raise UserError(f"--max-parallel {args.max_parallel}: must be >= 1")
     check_replicates(args.bootstrap)

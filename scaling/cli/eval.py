@@ -17,9 +17,11 @@ def register(subparsers):
     p.add_argument("--problems", type=int, default=128)
     p.add_argument("--k", type=int, default=64, help="samples per problem (largest k)")
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--max-new", type=int, default=64)
+    p.add_argument("--max-new", type=int, default=None,
+                   help="generation length for pass@k (default: the RL run's sampling.max_new, else the RL config's)")
     p.add_argument("--caps", default="8,16,32,64", help="generation-length caps for greedy accuracy")
-    p.add_argument("--prompt-tokens", type=int, default=64)
+    p.add_argument("--prompt-tokens", type=int, default=None,
+                   help="prompt length (default: the RL run's grpo.max_prompt_tokens, else the RL config's)")
     p.add_argument("--json", metavar="FILE", help="also write the result as JSON ('-' for stdout only)")
     p.set_defaults(func=run)
 
@@ -27,12 +29,16 @@ def register(subparsers):
 def run(args) -> int:
     import yaml
 
+    from scaling.config.rl import is_rl_config
     from scaling.errors import UserError
+    from scaling.outputs import check_output_file
     from scaling.rl.checkpoints import read_run_config
-    from scaling.rl.evaluation_report import evaluate_run
+    from scaling.rl.evaluate import evaluate_test_time_compute
 
     if args.k < 1 or args.problems < 1:
         raise UserError("--k and --problems must be positive")
+    if args.json and args.json != "-":
+        check_output_file(args.json, "--json", reads=(args.run_dir,))
     try:
         caps = sorted({int(c) for c in args.caps.split(",") if c.strip()})
     except ValueError:
@@ -41,21 +47,24 @@ def run(args) -> int:
     from pathlib import Path
 
     raw = read_run_config(Path(args.run_dir))
-    if "task" in raw and raw["task"].get("name") == args.task:
+    if is_rl_config(raw) and raw["task"].get("name") == args.task:
         params.update(raw["task"].get("params") or {})
     for item in args.param:
         if "=" not in item:
             raise UserError(f"--param {item!r}: expected KEY=VALUE")
         key, value = item.split("=", 1)
         params[key] = yaml.safe_load(value)
-    result = evaluate_run(args.run_dir, args.task, params, problems=args.problems, k=args.k,
-                          temperature=args.temperature, max_new=args.max_new, caps=caps,
-                          prompt_tokens=args.prompt_tokens)
+    result = evaluate_test_time_compute(args.run_dir, args.task, params, problems=args.problems, k=args.k,
+                                        temperature=args.temperature, max_new=args.max_new, caps=caps,
+                                        prompt_tokens=args.prompt_tokens)
     if args.json == "-":
         print(json.dumps(result))
         return 0
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        try:
+            Path(args.json).write_text(json.dumps(result, indent=1))
+        except OSError as e:
+            raise UserError(f"--json {args.json}: cannot write ({e.strerror})") from None
     from rich.console import Console
     from rich.table import Table
 

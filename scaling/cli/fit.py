@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from scaling.errors import UserError
+from scaling.outputs import check_output_dir, check_output_file
 
 LAWS = ("power", "chinchilla", "isoflop", "loglinear", "sigmoid", "split", "testtime")  # mirrors scaling.laws.LAWS
 
@@ -84,6 +85,15 @@ def columns_from_args(args):
     return Columns(n=args.n, d=args.d, c=args.c, loss=args.loss, x=args.x, y=args.y, group=args.group)
 
 
+def load_text_source(load, source: str):
+    """`load()`, with a binary file given as SOURCE (a CSV that is not UTF-8 text) as one line."""
+    try:
+        return load()
+    except UnicodeDecodeError:
+        raise UserError(f"{source}: not a text file (it is not valid UTF-8); expected a CSV or a sweep directory") \
+            from None
+
+
 def parse_fixed(items: list[str]) -> dict[str, float]:
     fixed = {}
     for item in items:
@@ -107,13 +117,12 @@ def run(args) -> int:
         raise UserError(f"--k and --sample-flops apply to testtime only, not {law}")
     if args.plot and law not in ("split", "testtime"):
         raise UserError(f"--plot applies to split and testtime; for {law} use `scaling plot`")
-    if law == "testtime":
-        from scaling.laws.testtime import load_testtime_points
-        if args.drop_highest_loss:
-            raise UserError("--drop-highest-loss applies to loss laws, not testtime")
-        pts = load_testtime_points(args.source, columns_from_args(args), k=args.k_col, sample_flops=args.sample_flops)
-    else:
-        pts = laws.load_points(args.source, law, columns_from_args(args), args.drop_highest_loss)
+    if args.json and args.json != "-":
+        check_output_file(args.json, "--json", reads=(args.source,))
+    if args.plot:
+        check_output_dir(args.plot, "--plot")
+    pts = load_text_source(lambda: laws.load_points(args.source, law, columns_from_args(args), args.drop_highest_loss,
+                                                    k=args.k_col, sample_flops=args.sample_flops), args.source)
     result = laws.fit(law, pts, method=args.method, fixed=parse_fixed(args.fix), bootstrap=args.bootstrap,
                       holdout_largest=args.holdout_largest, seed=args.seed)
     for warning in result.warnings:

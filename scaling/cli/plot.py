@@ -10,8 +10,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from scaling.cli.fit import add_column_options, columns_from_args
+from scaling.cli.fit import add_column_options, columns_from_args, load_text_source
 from scaling.errors import UserError
+from scaling.outputs import check_output_dir
 
 FIGURES = ("loss_vs_compute", "isoflop", "optimal_allocation", "isoloss_contours", "accuracy_vs_compute", "residuals")
 
@@ -64,12 +65,13 @@ def run(args) -> int:
     if settings["drop_highest_loss"] < 0:
         raise UserError(f"--drop-highest-loss {settings['drop_highest_loss']}: must be >= 0")
     check_replicates(settings["bootstrap"])
+    check_output_dir(settings["out"], "--out")
 
-    report = make_report(settings["source"], Path(settings["out"]), settings["columns"],
-                         drop_highest_loss=settings["drop_highest_loss"], bootstrap=settings["bootstrap"],
-                         figures=settings["figures"], title=settings["title"], seed=settings["seed"],
-                         command="scaling plot " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if
-                         len(sys.argv) > 2 and sys.argv[1] == "plot" else None)
+    report = load_text_source(lambda: make_report(
+        settings["source"], Path(settings["out"]), settings["columns"], drop_highest_loss=settings["drop_highest_loss"],
+        bootstrap=settings["bootstrap"], figures=settings["figures"], title=settings["title"], seed=settings["seed"],
+        command="scaling plot " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if
+        len(sys.argv) > 2 and sys.argv[1] == "plot" else None), settings["source"])
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {len(report.files)} files to {report.out_dir}:")

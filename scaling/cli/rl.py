@@ -20,13 +20,19 @@ def register(subparsers):
 def run(args) -> int:
     from scaling.config.base import load_config
     from scaling.config.rl import RLConfig
+    from pathlib import Path
+
     from scaling.errors import UserError
+    from scaling.outputs import check_writable_dir
     from scaling.rl.loop import run_rl
 
     cfg = load_config(RLConfig, args.config, args.set)
     init = args.init or cfg.init_run
     if not init:
         raise UserError("--init: give the pretraining run directory to start from")
+    if Path(args.out).absolute() == Path(init).absolute() or Path(args.out).resolve() == Path(init).resolve():
+        raise UserError(f"--out {args.out}: is the --init run; the RL run needs its own directory")
+    check_writable_dir(args.out, "--out")
     summary = run_rl(cfg.model_copy(update={"init_run": None}), init, args.out, quiet=args.quiet)
     keys = ("status", "task", "model", "steps", "rl_flops", "initial_accuracy", "accuracy", "wall_s")
     print(json.dumps({k: summary.get(k) for k in keys}))

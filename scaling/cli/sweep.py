@@ -1,6 +1,8 @@
 """`scaling sweep submit|status|export`: run a grid of trainings, see where it stands, export results."""
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -54,8 +56,15 @@ def run_status(args) -> int:
 
 
 def run_export(args) -> int:
+    from scaling.errors import UserError
+    from scaling.outputs import check_output_file
     from scaling.sweep.status import export_csv
 
+    check_output_file(args.csv, "--csv", reads=(args.sweep_dir,))
+    if args.curves is not None:
+        check_output_file(args.curves, "--curves", reads=(args.sweep_dir, args.csv))
+        if Path(args.curves).absolute() == Path(args.csv).absolute():
+            raise UserError(f"--curves {args.curves}: is also the --csv file; give two files")
     n_runs, n_points = export_csv(args.sweep_dir, args.csv, args.curves)
     print(f"wrote {n_runs} runs to {args.csv}" + (f", {n_points} eval points to {args.curves}" if args.curves else ""))
     return 0

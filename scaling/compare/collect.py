@@ -13,7 +13,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,39 +21,14 @@ import yaml
 
 from scaling.compare.analysis import CurvePoint, PretrainPoint, RLRun
 from scaling.errors import UserError
+from scaling.config.rl import EvalSettings
 
 CACHE_FILE = "pretrain_eval.jsonl"
 
 
-@dataclass(frozen=True)
-class EvalSettings:
-    """Everything that decides an evaluation's number: the RL loop's `evaluate(0)` with these."""
-
-    task: str
-    task_params: dict
-    problems: int
-    max_new: int
-    prompt_tokens: int
-    batch_size: int
-    pass_k: int
-    pass_k_problems: int
-    temperature: float
-    top_k: int
-    top_p: float
-    seed: int  # sampled pass@k uses key(seed + 10_000), as an RL run's step-0 evaluation does
-
-    @classmethod
-    def of(cls, cfg) -> EvalSettings:
-        """From an RLConfig. Greedy pass@1 alone does not depend on the seed: then it is 0, so runs
-        that differ only in seed share one evaluation of each pretrained model."""
-        return cls(cfg.task.name, dict(cfg.task.params), cfg.eval.problems, cfg.sampling.max_new,
-                   cfg.grpo.max_prompt_tokens, cfg.eval.batch_size, cfg.eval.pass_k, cfg.eval.pass_k_problems,
-                   cfg.sampling.temperature, cfg.sampling.top_k, cfg.sampling.top_p,
-                   cfg.seed if cfg.eval.pass_k > 1 else 0)
-
-    def key(self, run_id: str, step: int) -> str:
-        text = json.dumps({"run_id": run_id, "step": step, **asdict(self)}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+def cache_key(settings: EvalSettings, run_id: str, step: int) -> str:
+    text = json.dumps({"run_id": run_id, "step": step, **settings.to_json()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -107,13 +82,6 @@ def _rl_config(sweep_dir: Path, row: dict):
     return validate(RLConfig, yaml.safe_load(path.read_text()) or {}, source=str(path))
 
 
-def _summary(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _checkpoint_step(run_dir: Path) -> int | None:
     steps = [int(p.name) for p in (run_dir / "checkpoints").glob("*") if p.name.isdigit()]
     return max(steps) if steps else None
@@ -138,32 +106,18 @@ class _HeldOutOnce:
 def make_task(s: EvalSettings) -> _HeldOutOnce:
     from scaling.rl.tasks import get_task
 
-    return _HeldOutOnce(get_task(s.task, **s.task_params))
+    return _HeldOutOnce(get_task(s.task.name, **s.task.params))
 
 
 def evaluate_model(run_dir: Path, s: EvalSettings, task=None) -> dict[str, float]:
-    """The RL loop's evaluation of a policy, applied to a pretrained model's newest checkpoint
+    """The RL loop's step-0 evaluation, applied to a pretrained model's newest checkpoint
     (`task`: the RL task, built from `s` when not given)."""
-    import jax
-
-    from scaling.rl.checkpoints import load_policy
-    from scaling.rl.evaluate import Evaluator
-    from scaling.rl.loop import check_task_fits_model
-    from scaling.rl.sampler import SamplingParams
+    from scaling.rl.evaluate import evaluate_policy, load_policy_for_task
 
     task = task or make_task(s)
-    policy = load_policy(run_dir)
-    check_task_fits_model(task, policy.tokenizer, policy.model_cfg, s.prompt_tokens)
-    states = (policy.params, policy.rest)
-    problems = task.eval_problems(s.problems)
-    evaluator = Evaluator(policy.graphdef, policy.tokenizer, task, s.prompt_tokens, min(s.batch_size, s.problems))
-    accuracy, mean_len = evaluator.greedy_accuracy(states, problems, s.max_new)
-    metrics = {"accuracy": accuracy, "eval_response_len": mean_len}
-    if s.pass_k > 1:
-        sampling = SamplingParams(s.max_new, s.temperature, s.top_k, s.top_p)
-        metrics |= evaluator.sampled(states, problems[: s.pass_k_problems], s.pass_k, sampling,
-                                     jax.random.key(s.seed + 10_000))
-    return metrics
+    policy = load_policy_for_task(run_dir, task, s.prompt_tokens)
+    return evaluate_policy(policy.graphdef, policy.states, policy.tokenizer, task, task.eval_problems(s.eval.problems),
+                           s, step=0)
 
 
 def read_cache(path: Path) -> dict[str, dict]:
@@ -226,6 +180,8 @@ def collect(pretrain_sweep: str | Path, rl_sweep: str | Path, out_dir: str | Pat
 def _rl_runs(pre_dir, pre_rows, rl_dir, rl_rows, rl_curves, configs, warnings) -> list[RLRun]:
     """The RL side straight from the registry: its curves table, each run's starting model (found by
     run directory, or by name when the pretraining sweep was moved) and that model's FLOPs."""
+    from scaling.train.rundir import read_summary
+
     pre_by_dir = {(pre_dir / r["run_dir"]).resolve(): r for r in pre_rows}
     pre_by_name = {Path(r["run_dir"]).name: r for r in pre_rows}
     rl = []
@@ -247,7 +203,7 @@ def _rl_runs(pre_dir, pre_rows, rl_dir, rl_rows, rl_curves, configs, warnings) -
             warnings.append(f"RL run {row['name']}: its last curve point ({curve[-1].accuracy:.4g} at "
                             f"{curve[-1].rl_flops:.4g} FLOPs) is not its registry row ({row['accuracy']} at "
                             f"{row['flops']} FLOPs); the curve is used")
-        summary = _summary(rl_dir / row["run_dir"])
+        summary = read_summary(rl_dir / row["run_dir"]) or {}
         final = (summary.get("eval_history") or [{}])[-1]
         rl.append(RLRun(
             run_id=row["run_id"], name=row["name"] or row["run_id"],
@@ -267,10 +223,10 @@ def _pretrain_points(sweep, pre_dir, pre_rows, settings, out_dir: Path, reevalua
     for i, row in enumerate(sorted(pre_rows, key=lambda r: (r["flops_full"], r["run_id"]))):
         run_dir = pre_dir / row["run_dir"]
         step = _checkpoint_step(run_dir)
-        key = settings.key(row["run_id"], step)
+        key = cache_key(settings, row["run_id"], step)
         record = cache.get(key)
         if record is None:
-            log(f"evaluating {row['name']} on {settings.task} ({i + 1}/{len(pre_rows)})")
+            log(f"evaluating {row['name']} on {settings.task.name} ({i + 1}/{len(pre_rows)})")
             started = time.time()
             task = task or make_task(settings)
             try:
@@ -279,7 +235,7 @@ def _pretrain_points(sweep, pre_dir, pre_rows, settings, out_dir: Path, reevalua
                 raise UserError(f"PRETRAIN_SWEEP {sweep}: run {row['name']} cannot be evaluated on the RL task: "
                                 f"{e}") from None
             record = {"key": key, "run_id": row["run_id"], "name": row["name"], "run_dir": str(run_dir), "step": step,
-                      "settings": asdict(settings), "metrics": metrics, "wall_s": round(time.time() - started, 3)}
+                      "settings": settings.to_json(), "metrics": metrics, "wall_s": round(time.time() - started, 3)}
             out_dir.mkdir(parents=True, exist_ok=True)
             with open(cache_path, "a") as fh:  # appended as each finishes: an interrupted compare keeps its work
                 fh.write(json.dumps(record) + "\n")

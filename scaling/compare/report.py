@@ -14,7 +14,7 @@ from pathlib import Path
 
 from scaling.compare.analysis import IN_RANGE, UNDEFINED, Comparison, LawFit, Slope
 from scaling.compare.collect import CACHE_FILE, Collected
-from scaling.laws.results import format_value
+from scaling.laws.results import format_value, jsonable
 
 LAW_NAMES = {"loglinear": "log-linear, y = a + b·log10 C", "sigmoid": "sigmoid (ScaleRL), R0 + (A−R0)/(1+(C_mid/C)^B)",
              "isoflop": "isoFLOP profiles (Hoffmann et al. Approach 2)",
@@ -60,7 +60,7 @@ def _gain_cell(g) -> str:
 
 def markdown(col: Collected, cmp: Comparison, loss: LawFit, loss_tried: list[str], figures: list[Path],
              notes: list[str], command: str | None) -> str:
-    lines = (_header(col, cmp, command) + _summary(cmp) + _data(col, cmp) + _accuracy_laws(cmp) + _gains(cmp)
+    lines = (_header(col, cmp, command) + _summary_section(cmp) + _data(col, cmp) + _accuracy_laws(cmp) + _gains(cmp)
              + _loss_law(col, cmp, loss, loss_tried) + _checks(col))
     warnings = col.warnings + cmp.warnings + notes
     if warnings:
@@ -74,11 +74,13 @@ def markdown(col: Collected, cmp: Comparison, loss: LawFit, loss_tried: list[str
 
 def _header(col: Collected, cmp: Comparison, command: str | None) -> list[str]:
     s = col.settings
-    metric = (f"greedy pass@1 on the first {s.problems} held-out problems of `{s.task}` {json.dumps(s.task_params)} "
-              f"(prompts ≤ {s.prompt_tokens} tokens, ≤ {s.max_new} generated tokens)")
-    if s.pass_k > 1:
-        metric += f"; sampled pass@{s.pass_k} on the first {s.pass_k_problems} (temperature {s.temperature:g})"
-    return [f"# Pretraining vs RL compute on {s.task}", "",
+    metric = (f"greedy pass@1 on the first {s.eval.problems} held-out problems of `{s.task.name}` "
+              f"{json.dumps(s.task.params)} (prompts ≤ {s.prompt_tokens} tokens, "
+              f"≤ {s.sampling.max_new} generated tokens)")
+    if s.eval.pass_k > 1:
+        metric += (f"; sampled pass@{s.eval.pass_k} on the first {s.eval.pass_k_problems} "
+                   f"(temperature {s.sampling.temperature:g})")
+    return [f"# Pretraining vs RL compute on {s.task.name}", "",
             f"Pretraining sweep `{col.pretrain_dir}` ({len(cmp.pretrain)} runs); RL sweep `{col.rl_dir}` "
             f"({len(cmp.rl)} runs).  ",
             f"Generated {datetime.date.today().isoformat()}" + (f" by `{command}`" if command else "") + ".  ",
@@ -91,7 +93,7 @@ def _header(col: Collected, cmp: Comparison, command: str | None) -> list[str]:
             "No bootstrap intervals (bootstrap 0).", ""]
 
 
-def _summary(cmp: Comparison) -> list[str]:
+def _summary_section(cmp: Comparison) -> list[str]:
     pre_ids = ", ".join(f"`{p.run_id}`" for p in cmp.pretrain)
     lines = ["## Summary", "",
              f"- **A decade more pretraining compute**: {_slope_text(cmp.slopes['pretrain'], 'pretraining FLOPs')} "
@@ -107,7 +109,7 @@ def _summary(cmp: Comparison) -> list[str]:
 
 
 def _data(col: Collected, cmp: Comparison) -> list[str]:
-    k = col.settings.pass_k
+    k = col.settings.eval.pass_k
     extra_head, extra_rule = (f" pass@{k} |", "---:|") if k > 1 else ("", "")
 
     def pass_k(e: dict) -> str:
@@ -189,30 +191,15 @@ def _loss_details(loss: LawFit) -> list[str]:
     return []
 
 
-def _jsonable(v):
-    """Plain JSON: numpy scalars become numbers, and inf/NaN (an unbounded interval) become null."""
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, (str, bool)) or v is None:
-        return v
-    if hasattr(v, "tolist"):  # numpy scalar or array
-        return _jsonable(v.tolist())
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
 def _law_json(law: LawFit) -> dict:
     return law.result.to_json() if law.ok else {"law": law.law, "fitted": False, "reason": law.reason}
 
 
 def to_json(col: Collected, cmp: Comparison, loss: LawFit, loss_tried: list[str], files: list[Path],
             notes: list[str]) -> dict:
-    return _jsonable({
+    return jsonable({
         "pretrain_sweep": str(col.pretrain_dir), "rl_sweep": str(col.rl_dir),
-        "eval": asdict(col.settings), "metric": "accuracy (greedy pass@1)",
+        "eval": col.settings.to_json(), "metric": "accuracy (greedy pass@1)",
         "flop_convention": {"accuracy_axes": "full", "loss_law": col.loss_convention},
         "bootstrap": cmp.bootstrap,
         "pretrain": {"points": [asdict(p) for p in cmp.pretrain], "fitted_range": list(cmp.pretrain_range),

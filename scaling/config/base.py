@@ -6,6 +6,7 @@ message names the offending field (e.g. `model.n_heads: width 100 is not divisib
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +21,35 @@ T = TypeVar("T", bound=BaseModel)
 class StrictModel(BaseModel):
     """Refuses unknown keys; validates on assignment; immutable-by-convention (use model_copy)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    # inf/nan are refused everywhere: a budget of .inf or a learning rate of nan is always a mistake.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(), allow_inf_nan=False)
+
+
+class StrictYamlLoader(yaml.SafeLoader):
+    """Safe YAML with two fixes for hand-written configs: a key given twice in one mapping is an error
+    (plain YAML keeps the last silently, so `model:` written twice trains the wrong model), and `1e6`
+    is a number as in YAML 1.2 (YAML 1.1 wants `1.0e6` and reads `1e6` as a string)."""
+
+
+def _unique_mapping(loader: StrictYamlLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+StrictYamlLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+StrictYamlLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                       re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                                       list("-+0123456789"))
+
+
+def load_yaml_text(text: str) -> Any:
+    return yaml.load(text, Loader=StrictYamlLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -29,7 +58,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml_text(path.read_text())
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file (it is not valid UTF-8)") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -48,11 +81,15 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[s
         if "=" not in item:
             raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. model.d_model=256")
         key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key or any(not part for part in key.split(".")):
+            raise UserError(f"--set {item!r}: {'no key' if not key else f'{key!r} is not a dotted key'} before "
+                            "'='; expected KEY=VALUE, e.g. train.tokens=1e6")
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = load_yaml_text(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
-        set_dotted(data, key.strip(), value, where=f"--set {key}")
+        set_dotted(data, key, value, where=f"--set {key}")
     return data
 
 

@@ -93,7 +93,6 @@ class ModelConfig(StrictModel):
         return self
 
 
-MeshAxis = Literal["data", "fsdp", "tensor", "expert"]
 MESH_AXES: tuple[str, ...] = ("data", "fsdp", "tensor", "expert")
 
 

@@ -4,9 +4,10 @@ The model, tokenizer and pretraining FLOPs come from the `--init` pretraining ru
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from scaling.config.base import StrictModel
 from scaling.config.model import MeshConfig
@@ -19,10 +20,14 @@ class TaskConfig(StrictModel):
 
 
 class SamplingConfig(StrictModel):
+    """How the sampler draws tokens. Frozen (hashable): `generate` compiles once per distinct setting."""
+
+    model_config = ConfigDict(frozen=True)
+
     max_new: int = Field(32, ge=1, description="maximum generated tokens per completion")
-    temperature: float = Field(1.0, ge=0)
-    top_k: int = Field(0, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
+    temperature: float = Field(1.0, ge=0, description="0 = greedy")
+    top_k: int = Field(0, ge=0, description="0 = off")
+    top_p: float = Field(1.0, gt=0, le=1, description="1 = off")
 
 
 class GRPOConfig(StrictModel):
@@ -83,3 +88,46 @@ class RLConfig(StrictModel):
     keep_checkpoints: int = Field(2, ge=1)
     progress: bool = True
     init_run: str | None = Field(None, description="pretraining run directory (or given as --init)")
+
+
+def is_rl_config(raw: dict) -> bool:
+    """Whether a run directory's config.yaml (as loaded) is an RL run's: only RLConfig has a `task`."""
+    return "task" in raw
+
+
+# Sampled pass@k at RL step s draws from key(seed + EVAL_SEED_OFFSET + s): a stream of its own, apart
+# from the rollouts' key(seed) folded with the step.
+EVAL_SEED_OFFSET = 10_000
+
+
+@dataclass(frozen=True, eq=False)
+class EvalSettings:
+    """Everything that decides the numbers of an RL run's evaluation: the sections of its RLConfig that
+    the evaluation reads. `scaling compare` evaluates pretrained models with an RL run's settings, so
+    pretraining and RL share one metric."""
+
+    task: TaskConfig
+    prompt_tokens: int  # grpo.max_prompt_tokens
+    sampling: SamplingConfig
+    eval: RLEvalConfig
+    seed: int
+
+    @classmethod
+    def of(cls, cfg: RLConfig) -> EvalSettings:
+        """Greedy pass@1 alone does not depend on the seed: then it is 0, so runs that differ only in
+        seed share one evaluation of each pretrained model."""
+        return cls(cfg.task, cfg.grpo.max_prompt_tokens, cfg.sampling, cfg.eval,
+                   cfg.seed if cfg.eval.pass_k > 1 else 0)
+
+    def to_json(self) -> dict[str, Any]:
+        """Flat, and without eval.every (when to evaluate changes no number): compare's cache key and report."""
+        return {"task": self.task.name, "task_params": dict(self.task.params), "problems": self.eval.problems,
+                "max_new": self.sampling.max_new, "prompt_tokens": self.prompt_tokens,
+                "batch_size": self.eval.batch_size, "pass_k": self.eval.pass_k,
+                "pass_k_problems": self.eval.pass_k_problems, "temperature": self.sampling.temperature,
+                "top_k": self.sampling.top_k, "top_p": self.sampling.top_p, "seed": self.seed}
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, EvalSettings) and self.to_json() == other.to_json()
+
+    __hash__ = None  # equal settings may hold unequal eval.every

@@ -31,8 +31,10 @@ def check_law(law: str) -> str:
     return law
 
 
-def load_points(source, law: str, columns: Columns = Columns(), drop_highest_loss: int = 0) -> Points:
-    """The data a law needs from a CSV file or a sweep directory (see scaling.laws.sources)."""
+def load_points(source, law: str, columns: Columns = Columns(), drop_highest_loss: int = 0, *,
+                k: str | None = None, sample_flops: str | None = None) -> Points:
+    """The data a law needs from a CSV file or a sweep directory (see scaling.laws.sources); `k` and
+    `sample_flops` name testtime's columns when test-time compute is k × FLOPs per sample."""
     check_law(law)
     if law in ALLOCATION_LAWS and drop_highest_loss:
         raise UserError(f"--drop-highest-loss applies to loss laws ({', '.join(LOSS_LAWS)}), not {law}")
@@ -41,7 +43,7 @@ def load_points(source, law: str, columns: Columns = Columns(), drop_highest_los
         return load_split_points(source, columns)
     if law == "testtime":
         from scaling.laws.testtime import load_testtime_points
-        return load_testtime_points(source, columns)
+        return load_testtime_points(source, columns, k=k, sample_flops=sample_flops)
     if law in ("chinchilla", "isoflop"):
         return load_loss_points(source, columns, drop_highest_loss)
     return load_xy_points(source, law, columns, drop_highest_loss)

@@ -42,7 +42,7 @@ class FitResult:
             "method": self.method,
             "ci": {k: [_num(lo), _num(hi)] for k, (lo, hi) in self.ci.items()},
         }
-        out.update({k: _jsonable(v) for k, v in self.extra.items()})
+        out.update({k: jsonable(v) for k, v in self.extra.items()})
         out["notes"] = list(self.notes)
         out["warnings"] = list(self.warnings)
         return out
@@ -62,14 +62,18 @@ def _num(v: Any) -> float | int | None:
     return v if math.isfinite(v) else None
 
 
-def _jsonable(v: Any) -> Any:
+def jsonable(v: Any) -> Any:
+    """Plain JSON: numpy scalars and arrays become numbers and lists, and inf/NaN (an unbounded
+    interval, a failed fit) become null, so `json.dumps(..., allow_nan=False)` always succeeds."""
     if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, str) or v is None:
-        return v
-    return _num(v)
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, np.ndarray):
+        return jsonable(v.tolist())
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if isinstance(v, (bool, int, float, np.bool_, np.number)):
+        return _num(v)
+    return v
 
 
 def format_value(v: float | None) -> str:

@@ -13,26 +13,22 @@ pyproject.toml), so `scaling plot analysis/x.yaml` works from any working direct
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, create_model
 
 from scaling.config.base import StrictModel, read_yaml, validate
 from scaling.errors import UserError
+from scaling.laws.sources import Columns
 
 FigureName = Literal["loss_vs_compute", "isoflop", "optimal_allocation", "isoloss_contours",
                      "accuracy_vs_compute", "residuals"]
 
-
-class AnalysisColumns(StrictModel):
-    n: str | None = None
-    d: str | None = None
-    c: str | None = None
-    loss: str | None = None
-    x: str | None = None
-    y: str | None = None
-    group: str | None = None
+# The YAML form of the fit's column roles: the fields of `laws.sources.Columns`, validated as a config.
+AnalysisColumns = create_model("AnalysisColumns", __base__=StrictModel,
+                               **{f.name: (str | None, None) for f in dataclasses.fields(Columns)})
 
 
 class Analysis(StrictModel):

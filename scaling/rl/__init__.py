@@ -1,1 +1,3 @@
-"""RL with verifiable rewards: tasks and verifiers, the KV-cache sampler, GRPO, compute accounting, the loop."""
+"""RL with verifiable rewards: tasks and verifiers, GRPO, policy evaluation, compute accounting, the loop.
+
+The KV-cache sampler it rolls out with lives in `scaling.sampling` (eval and compare use it too)."""

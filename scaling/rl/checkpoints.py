@@ -9,7 +9,7 @@ import yaml
 
 from scaling.config.base import validate
 from scaling.config.model import MeshConfig, ModelConfig
-from scaling.config.rl import RLConfig
+from scaling.config.rl import RLConfig, is_rl_config
 from scaling.config.run import RunConfig
 from scaling.data import get_tokenizer
 from scaling.errors import UserError
@@ -23,27 +23,38 @@ from scaling.train.step import init_train_state
 @dataclass
 class Policy:
     graphdef: Any
-    params: Any
-    rest: Any
+    params: Any  # the nnx.Param variables: what RL trains
+    non_trainable: Any  # every other nnx variable (e.g. the router's load-balancing bias)
     model_cfg: ModelConfig
     pretrain_cfg: RunConfig  # the pretraining recipe at the root of this run's lineage
     tokenizer: Any
     run_dir: Path
     step: int
 
+    @property
+    def states(self) -> tuple[Any, Any]:
+        """What `nnx.merge(graphdef, *states)` takes (the sampler's `states`)."""
+        return self.params, self.non_trainable
+
 
 def read_run_config(run_dir: Path) -> dict:
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
-    return yaml.safe_load(path.read_text())
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise UserError(f"{path}: unreadable (not valid YAML text)") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping, got {type(raw).__name__}")
+    return raw
 
 
 def load_policy(run_dir: str | Path, mesh_cfg: MeshConfig | None = None) -> Policy:
     """The newest checkpoint's policy. An RL run's model comes from its `init_run` (recursively)."""
     run_dir = Path(run_dir)
     raw = read_run_config(run_dir)
-    if "task" in raw:  # an RL run
+    if is_rl_config(raw):
         rl_cfg = validate(RLConfig, raw, source=str(run_dir / "config.yaml"))
         base = load_policy_config(Path(rl_cfg.init_run))
         optimizer = rl_cfg.optimizer
@@ -59,15 +70,32 @@ def load_policy(run_dir: str | Path, mesh_cfg: MeshConfig | None = None) -> Poli
     tx, _ = make_optimizer(optimizer, 2)
     graphdef, state, _ = init_train_state(model, tx, mesh)
     step = ckpt.steps()[-1]
-    restored = ckpt.restore_state_only(step, abstract_like(state))
-    ckpt.close()
+    try:
+        restored = ckpt.restore_state_only(step, abstract_like(state))
+    except Exception as e:  # noqa: BLE001 - Orbax raises many types; all mean "not this model's checkpoint"
+        raise UserError(f"{run_dir}: its checkpoint at step {step} does not match the model of its config.yaml "
+                        f"({_first_line(e)})") from None
+    finally:
+        ckpt.close()
+    # "rest" is the checkpoint's (train/step.py's) key for the non-trainable variables.
     return Policy(graphdef, restored["params"], restored["rest"], base.model, base, get_tokenizer(base.data),
                   run_dir, step)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 def load_policy_config(run_dir: Path) -> RunConfig:
     """The pretraining RunConfig at the root of a run's lineage."""
     raw = read_run_config(run_dir)
-    if "task" in raw:
+    if is_rl_config(raw):
         return load_policy_config(Path(validate(RLConfig, raw).init_run))
     return validate(RunConfig, raw, source=str(run_dir / "config.yaml"))
+
+
+def rl_config_of(run_dir: Path) -> RLConfig:
+    """An RL run's own config; for a pretraining run, the RL defaults (what an RL run from it would use)."""
+    raw = read_run_config(run_dir)
+    return validate(RLConfig, raw, source=str(run_dir / "config.yaml")) if is_rl_config(raw) else RLConfig()

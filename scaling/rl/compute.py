@@ -18,8 +18,8 @@ from scaling.model.accounting import ModelCounts
 
 def rollout_flops(counts: ModelCounts, prompt_lens: np.ndarray, gen_lens: np.ndarray) -> float:
     total = 0.0
-    for p, g in zip(prompt_lens.tolist(), gen_lens.tolist()):
-        total += counts.forward_flops(p) + counts.forward_flops(g, n_cached=p)
+    for n_prompt, n_gen in zip(prompt_lens.tolist(), gen_lens.tolist()):
+        total += counts.forward_flops(n_prompt) + counts.forward_flops(n_gen, n_cached=n_prompt)
     return total
 
 

@@ -1,16 +1,25 @@
-"""Evaluation with the sampler: greedy pass@1, sampled pass@k (unbiased estimator), majority@k, and
-accuracy under capped generation lengths — the inference-time axis beside pretraining and RL compute."""
+"""Evaluating a policy on a task's held-out problems, the one home of it: greedy pass@1, sampled pass@k
+(unbiased estimator), majority@k, and accuracy under capped generation lengths.
+
+`evaluate_policy` is the RL evaluation (the RL loop's curve, and what `scaling compare` measures every
+pretrained model with); `evaluate_test_time_compute` is `scaling eval`, the inference-time axis beside
+pretraining and RL compute.
+"""
 from __future__ import annotations
 
 from collections import Counter
 from math import comb
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scaling.rl.sampler import SamplingParams, decode_completions, generate, left_pad
-from scaling.rl.tasks import Problem
+from scaling.config.rl import EVAL_SEED_OFFSET, EvalSettings, SamplingConfig
+from scaling.rl.checkpoints import Policy, load_policy, rl_config_of
+from scaling.rl.tasks import Problem, get_task
+from scaling.rl.validate import check_task_fits_model
+from scaling.sampling import decode_completions, generate, left_pad
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -28,7 +37,8 @@ class Evaluator:
         self.graphdef, self.tokenizer, self.task = graphdef, tokenizer, task
         self.prompt_len, self.batch_size = prompt_len, batch_size
 
-    def completions(self, states, problems: list[Problem], params: SamplingParams, key) -> tuple[list[str], np.ndarray]:
+    def completions(self, states, problems: list[Problem], sampling: SamplingConfig,
+                    key) -> tuple[list[str], np.ndarray]:
         texts, lengths = [], []
         for start in range(0, len(problems), self.batch_size):
             chunk = problems[start:start + self.batch_size]
@@ -36,7 +46,7 @@ class Evaluator:
             prompts += [prompts[0]] * (self.batch_size - len(prompts))  # pad the batch to the compiled shape
             toks, valid = left_pad(prompts, self.prompt_len, self.tokenizer.pad_id)
             out, lens, _ = generate(self.graphdef, states, jnp.asarray(toks), jnp.asarray(valid),
-                                    jax.random.fold_in(key, start), params=params,
+                                    jax.random.fold_in(key, start), sampling=sampling,
                                     eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id)
             out, lens = np.asarray(out)[: len(chunk)], np.asarray(lens)[: len(chunk)]
             texts += decode_completions(self.tokenizer, out, lens)
@@ -44,15 +54,15 @@ class Evaluator:
         return texts, np.concatenate(lengths)
 
     def greedy_accuracy(self, states, problems: list[Problem], max_new: int) -> tuple[float, float]:
-        texts, lengths = self.completions(states, problems, SamplingParams(max_new=max_new, temperature=0.0),
+        texts, lengths = self.completions(states, problems, SamplingConfig(max_new=max_new, temperature=0.0),
                                           jax.random.key(0))
         rewards = [self.task.reward(t, p) for t, p in zip(texts, problems)]
         return float(np.mean([r == 1.0 for r in rewards])), float(lengths.mean())
 
-    def sampled(self, states, problems: list[Problem], n: int, params: SamplingParams, key) -> dict:
+    def sampled(self, states, problems: list[Problem], n: int, sampling: SamplingConfig, key) -> dict:
         """n samples per problem → pass@k and majority@k for k = 1, 2, 4, … ≤ n."""
         repeated = [p for p in problems for _ in range(n)]
-        texts, _ = self.completions(states, repeated, params, key)
+        texts, _ = self.completions(states, repeated, sampling, key)
         correct = np.array([self.task.reward(t, p) == 1.0 for t, p in zip(texts, repeated)]).reshape(len(problems), n)
         answers = [self._answer(t) for t in texts]
         ks = [k for k in (2 ** i for i in range(12)) if k <= n]
@@ -74,3 +84,51 @@ class Evaluator:
             return 0.0
         top, _ = votes.most_common(1)[0]
         return float(any(c for a, c in zip(answers, correct) if a == top))
+
+
+def evaluate_policy(graphdef, states, tokenizer, task, problems: list[Problem], s: EvalSettings,
+                    step: int) -> dict[str, float]:
+    """The RL evaluation of a policy at RL step `step`: greedy pass@1 (and mean response length) on
+    `problems` (the task's first s.eval.problems held-out ones), and, when eval.pass_k > 1, sampled
+    pass@k and maj@k on the first eval.pass_k_problems of them. The RL loop records it at every eval;
+    `scaling compare` applies it, at step 0, to each pretrained model."""
+    evaluator = Evaluator(graphdef, tokenizer, task, s.prompt_tokens, min(s.eval.batch_size, s.eval.problems))
+    accuracy, mean_len = evaluator.greedy_accuracy(states, problems, s.sampling.max_new)
+    metrics = {"accuracy": accuracy, "eval_response_len": mean_len}
+    if s.eval.pass_k > 1:
+        metrics |= evaluator.sampled(states, problems[: s.eval.pass_k_problems], s.eval.pass_k, s.sampling,
+                                     jax.random.key(s.seed + EVAL_SEED_OFFSET + step))
+    return metrics
+
+
+def load_policy_for_task(run_dir, task, prompt_tokens: int) -> Policy:
+    """The newest checkpoint of RUN_DIR, once the task is known to fit its model."""
+    policy = load_policy(run_dir)
+    check_task_fits_model(task, policy.tokenizer, policy.pretrain_cfg, prompt_tokens)
+    return policy
+
+
+def evaluate_test_time_compute(run_dir, task_name: str, task_params: dict, *, problems: int, k: int,
+                               temperature: float, caps: list[int], max_new: int | None = None,
+                               prompt_tokens: int | None = None, batch_size: int = 256, seed: int = 0) -> dict:
+    """`scaling eval`: accuracy of a run's model against inference-time compute. Greedy accuracy under
+    each generation cap, greedy pass@1, and pass@k / maj@k from k samples per problem. max_new and
+    prompt_tokens default to the RL run's own settings (an RL run dir) or the RL config's defaults."""
+    rl_cfg = rl_config_of(Path(run_dir))
+    max_new = max_new or rl_cfg.sampling.max_new
+    prompt_tokens = prompt_tokens or rl_cfg.grpo.max_prompt_tokens
+    task = get_task(task_name, **task_params)
+    policy = load_policy_for_task(run_dir, task, prompt_tokens)
+    states = policy.states
+    held_out = task.eval_problems(problems)
+    evaluator = Evaluator(policy.graphdef, policy.tokenizer, task, prompt_tokens, min(batch_size, problems * k))
+    metrics = {}
+    for cap in caps:
+        metrics[f"greedy@len{cap}"] = evaluator.greedy_accuracy(states, held_out, cap)[0]
+    greedy_eval = Evaluator(policy.graphdef, policy.tokenizer, task, prompt_tokens, min(batch_size, problems))
+    metrics["pass@1 (greedy)"] = greedy_eval.greedy_accuracy(states, held_out, max_new)[0]
+    metrics |= evaluator.sampled(states, held_out, k, SamplingConfig(max_new=max_new, temperature=temperature),
+                                 jax.random.key(seed))
+    return {"run_dir": str(run_dir), "step": policy.step, "task": task_name, "task_params": task_params,
+            "problems": problems, "k": k, "temperature": temperature, "max_new": max_new,
+            "prompt_tokens": prompt_tokens, "metrics": metrics}

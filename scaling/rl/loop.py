@@ -11,55 +11,31 @@ import jax.numpy as jnp
 import numpy as np
 
 from scaling.config.rl import RLConfig
-from scaling.errors import UserError
 from scaling.model.accounting import count_model
 from scaling.data import get_tokenizer
 from scaling.rl.checkpoints import load_policy, load_policy_config
 from scaling.rl.compute import step_flops
-from scaling.rl.evaluate import Evaluator
+from scaling.rl.evaluate import EvalSettings, evaluate_policy
 from scaling.rl.grpo import group_advantages, informative_groups
 from scaling.rl.policy import make_policy_fns, rollout_batch
-from scaling.rl.sampler import SamplingParams, decode_completions, generate, left_pad
 from scaling.rl.tasks import get_task
+from scaling.rl.validate import check_task_fits_model, cut_off_answers_warning
 from scaling.runtime import enable_compilation_cache
+from scaling.sampling import decode_completions, generate, left_pad
 from scaling.train.checkpoint import Checkpointer, abstract_like
 from scaling.train.metrics import MetricsLog, Progress, device_description
 from scaling.train.optim import make_optimizer
-from scaling.train.rundir import claim_run_dir, read_summary, write_summary
+from scaling.train.rundir import claim_run_dir, holds_run_dir_locks, read_summary, write_summary
 
 
-def check_task_fits_model(task, tokenizer, model_cfg, max_prompt_tokens: int) -> None:
-    if tokenizer.vocab_size > model_cfg.V:
-        raise UserError(f"task {task.name}: the {tokenizer.name} tokenizer has {tokenizer.vocab_size} tokens but the "
-                        f"model's vocabulary is {model_cfg.V}")
-    for problem in task.eval_problems(16):
-        ids = tokenizer.encode(problem.prompt)
-        if tokenizer.decode(ids) != problem.prompt:
-            raise UserError(f"task {task.name}: prompts do not round-trip through the model's {tokenizer.name} tokenizer")
-        if len(ids) > max_prompt_tokens:
-            raise UserError(f"grpo.max_prompt_tokens: {max_prompt_tokens} is shorter than a {task.name} prompt "
-                            f"({len(ids)} tokens)")
-
-
-def cut_off_answers_warning(task, tokenizer, max_new: int, n: int = 256) -> str | None:
-    """A cap on new tokens below the length of the task's own answers cuts correct answers off, and
-    they earn no reward: the policy is then pushed to shorter, often worse, answers without anyone
-    noticing. Not an error: capping length can be the point (inference-time compute)."""
-    lengths = [len(tokenizer.encode(task.reference_completion(p))) for p in task.eval_problems(n)]
-    cut = sum(length > max_new for length in lengths)
-    if not cut:
-        return None
-    return (f"sampling.max_new={max_new} cuts off {cut} of {len(lengths)} reference answers of task "
-            f"{task.name} (the longest is {max(lengths)} tokens); a cut-off answer earns no reward")
-
-
+@holds_run_dir_locks  # a second process on the same --out is refused while this one runs
 def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool = False) -> dict:
     enable_compilation_cache()
     task = get_task(cfg.task.name, **cfg.task.params)
-    g = cfg.grpo
+    grpo = cfg.grpo
     init_cfg = load_policy_config(Path(init_dir))
     tokenizer = get_tokenizer(init_cfg.data)
-    check_task_fits_model(task, tokenizer, init_cfg.model, g.max_prompt_tokens)
+    check_task_fits_model(task, tokenizer, init_cfg, grpo.max_prompt_tokens)
     policy0 = load_policy(init_dir, cfg.mesh)
     graphdef = policy0.graphdef
     init_summary = read_summary(Path(init_dir)) or {}
@@ -72,14 +48,16 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
 
-    counts = count_model(init_cfg.model, g.max_prompt_tokens + cfg.sampling.max_new)
+    counts = count_model(init_cfg.model, grpo.max_prompt_tokens + cfg.sampling.max_new)
     total_steps = cfg.budget.steps or _steps_upper_bound(cfg, counts)
     tx, schedule = make_optimizer(cfg.optimizer, total_steps)
-    params, rest = policy0.params, policy0.rest
+    params, non_trainable = policy0.params, policy0.non_trainable
     del policy0
-    ref_params = jax.tree.map(jnp.copy, params) if g.kl_beta > 0 else None
-    state = {"params": params, "opt_state": jax.jit(tx.init)(params), "rest": rest, "step": jnp.zeros((), jnp.int32)}
-    policy = make_policy_fns(graphdef, tx, g, cfg.sampling.max_new)
+    ref_params = jax.tree.map(jnp.copy, params) if grpo.kl_beta > 0 else None
+    # The pretraining checkpoint's layout (train/step.py): "rest" holds the non-trainable variables.
+    state = {"params": params, "opt_state": jax.jit(tx.init)(params), "rest": non_trainable,
+             "step": jnp.zeros((), jnp.int32)}
+    policy = make_policy_fns(graphdef, tx, grpo, cfg.sampling.max_new)
 
     ckpt = Checkpointer(run_dir / "checkpoints", keep=cfg.keep_checkpoints)
     init_flops = {"6n": init_summary.get("flops_6n"), "full": init_summary.get("flops_full")}
@@ -88,57 +66,52 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
     if found is not None:
         state, meta = found
     start = int(meta["step"])
-    log = MetricsLog(run_dir, start)
+    log = MetricsLog(run_dir, start if found is not None else -1)  # no checkpoint: rows of a killed try go
     progress = Progress(total_steps, start, enabled=cfg.progress and not quiet, label=f"rl {task.name}")
-    evaluator = Evaluator(graphdef, tokenizer, task, g.max_prompt_tokens,
-                          min(cfg.eval.batch_size, cfg.eval.problems))
+    eval_settings = EvalSettings.of(cfg)
     eval_problems = task.eval_problems(cfg.eval.problems)
-    sampling = SamplingParams(cfg.sampling.max_new, cfg.sampling.temperature, cfg.sampling.top_k, cfg.sampling.top_p)
     t_run, wall_before = time.time(), meta["wall_s"]
 
-    def evaluate(step: int) -> dict:
-        states = (state["params"], state["rest"])
-        accuracy, mean_len = evaluator.greedy_accuracy(states, eval_problems, cfg.sampling.max_new)
+    def record_eval(step: int) -> dict:
         # flops_full/flops_6n/tokens mirror the pretraining eval history, so sweeps record RL curves alike.
         record = {"step": step, "rl_flops": meta["flops"]["total"], "rl_flops_6n": meta["flops"]["total_6n"],
                   "flops_full": meta["flops"]["total"], "flops_6n": meta["flops"]["total_6n"],
-                  "tokens": meta["tokens_generated"], "accuracy": accuracy, "eval_response_len": mean_len}
-        if cfg.eval.pass_k > 1:
-            record |= evaluator.sampled(states, eval_problems[: cfg.eval.pass_k_problems], cfg.eval.pass_k, sampling,
-                                        jax.random.key(cfg.seed + 10_000 + step))
+                  "tokens": meta["tokens_generated"]}
+        record |= evaluate_policy(graphdef, (state["params"], state["rest"]), tokenizer, task, eval_problems,
+                                  eval_settings, step)
         meta["eval_history"].append(record)
-        progress.note(f"step {step}: pass@1 {accuracy:.3f} at {record['rl_flops']:.3g} RL FLOPs")
+        progress.note(f"step {step}: pass@1 {record['accuracy']:.3f} at {record['rl_flops']:.3g} RL FLOPs")
         return record
 
     if start == 0:
-        log.write(evaluate(0))
+        log.write(record_eval(0))
     done = start  # RL steps taken; state["step"] counts optimizer updates (grpo.epochs per RL step)
     try:
         for step in range(start, total_steps):
             if cfg.budget.flops is not None and meta["flops"]["total"] >= cfg.budget.flops:
                 break
-            problems = task.train_problems(cfg.seed, g.prompts_per_step, start=step * g.prompts_per_step)
-            prompt_ids = [tokenizer.encode(p.prompt) for p in problems for _ in range(g.group_size)]
-            toks, valid = left_pad(prompt_ids, g.max_prompt_tokens, tokenizer.pad_id)
+            problems = task.train_problems(cfg.seed, grpo.prompts_per_step, start=step * grpo.prompts_per_step)
+            prompt_ids = [tokenizer.encode(p.prompt) for p in problems for _ in range(grpo.group_size)]
+            toks, valid = left_pad(prompt_ids, grpo.max_prompt_tokens, tokenizer.pad_id)
             key = jax.random.fold_in(jax.random.key(cfg.seed), step)
             out, lengths, _ = generate(graphdef, (state["params"], state["rest"]), jnp.asarray(toks), jnp.asarray(valid),
-                                       key, params=sampling, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
+                                       key, sampling=cfg.sampling, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
             out, lengths = np.asarray(out), np.asarray(lengths)
             texts = decode_completions(tokenizer, out, lengths)
-            repeated = [p for p in problems for _ in range(g.group_size)]
+            repeated = [p for p in problems for _ in range(grpo.group_size)]
             rewards = np.array([task.reward(t, p) for t, p in zip(texts, repeated)], np.float32)
             batch = rollout_batch(toks, valid, out, lengths)
-            batch["advantages"] = np.asarray(group_advantages(jnp.asarray(rewards), g.group_size, g.advantage))
-            if g.dynamic_sampling:
-                batch["mask"] = batch["mask"] * np.asarray(informative_groups(jnp.asarray(rewards), g.group_size))[:, None]
-            if g.epochs > 1:
+            batch["advantages"] = np.asarray(group_advantages(jnp.asarray(rewards), grpo.group_size, grpo.advantage))
+            if grpo.dynamic_sampling:
+                batch["mask"] = batch["mask"] * np.asarray(informative_groups(jnp.asarray(rewards), grpo.group_size))[:, None]
+            if grpo.epochs > 1:
                 batch["old_logp"] = policy.logprobs(state["params"], state["rest"], batch)
-            if g.kl_beta > 0:
+            if grpo.kl_beta > 0:
                 batch["ref_logp"] = policy.logprobs(ref_params, state["rest"], batch)
             lr = np.float32(schedule(step))
-            for _ in range(g.epochs):
+            for _ in range(grpo.epochs):
                 state, metrics = policy.update(state, batch, lr)
-            spent = step_flops(counts, g, valid.sum(1), lengths)
+            spent = step_flops(counts, grpo, valid.sum(1), lengths)
             meta["flops"] = {k: meta["flops"][k] + spent[k] for k in meta["flops"]}
             meta["tokens_generated"] += int(lengths.sum())
             done = step + 1
@@ -152,14 +125,14 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
                           "train_accuracy": float((rewards == 1.0).mean()), "response_len": float(lengths.mean()),
                           "lr": float(lr), **metrics}
                 if at_eval:
-                    record |= {k: v for k, v in evaluate(done).items() if k not in record}
+                    record |= {k: v for k, v in record_eval(done).items() if k not in record}
                 log.write(record)
                 progress.update(done, f"reward {record['reward']:.3f}")
             if at_ckpt:
                 meta = {**meta, "step": done, "wall_s": wall_before + time.time() - t_run}
                 ckpt.save(done, state, None, meta)
         if not meta["eval_history"] or meta["eval_history"][-1]["step"] != done:
-            log.write(evaluate(done))
+            log.write(record_eval(done))
         meta = {**meta, "step": done, "wall_s": wall_before + time.time() - t_run}
         if meta["step"] not in ckpt.steps():  # stopped by the FLOP budget between checkpoints
             ckpt.save(meta["step"], state, None, meta)

@@ -30,21 +30,21 @@ def rollout_batch(prompts_BxP: np.ndarray, valid_BxP: np.ndarray, completions_Bx
             "positions": positions[:, :-1], "kv_valid": valid[:, :-1], "mask": mask.astype(np.float32)}
 
 
-def sequence_logprobs(graphdef, params, rest, batch) -> jax.Array:
-    model = nnx.merge(graphdef, params, rest)
+def sequence_logprobs(graphdef, params, non_trainable, batch) -> jax.Array:
+    model = nnx.merge(graphdef, params, non_trainable)
     logits, _, _ = model(batch["inputs"], batch["positions"], kv_valid_BxT=batch["kv_valid"])
     return token_logprobs(logits, batch["targets"])[0]
 
 
 @dataclass
 class PolicyFns:
-    logprobs: Callable  # (params, rest, batch) -> logp_BxT
+    logprobs: Callable  # (params, non-trainable variables, batch) -> logp_BxT
     update: Callable  # (state, batch, lr) -> (state, metrics)
 
 
 def make_policy_fns(graphdef, tx: optax.GradientTransformation, cfg: GRPOConfig, max_new: int) -> PolicyFns:
-    def loss_fn(params, rest, batch):
-        logp = sequence_logprobs(graphdef, params, rest, batch)
+    def loss_fn(params, non_trainable, batch):
+        logp = sequence_logprobs(graphdef, params, non_trainable, batch)
         # One epoch: old policy == current policy, so ratio = 1 with the right gradient and no extra forward.
         old = batch["old_logp"] if "old_logp" in batch else jax.lax.stop_gradient(logp)
         return grpo_loss(logp, old, batch["advantages"], batch["mask"], cfg, max_new, batch.get("ref_logp"))
@@ -56,5 +56,5 @@ def make_policy_fns(graphdef, tx: optax.GradientTransformation, cfg: GRPOConfig,
         metrics = {"pg_loss": loss, "grad_norm": optax.tree.norm(grads), **stats}
         return {**state, "params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
 
-    logprobs = jax.jit(lambda params, rest, batch: sequence_logprobs(graphdef, params, rest, batch))
+    logprobs = jax.jit(lambda params, non_trainable, batch: sequence_logprobs(graphdef, params, non_trainable, batch))
     return PolicyFns(logprobs, jax.jit(update, donate_argnums=0))

@@ -1,4 +1,7 @@
-"""Sweep file -> validated spec -> plan (the list of runs). Nothing here writes to disk."""
+"""Sweep file -> validated spec -> plan (the list of runs). Nothing here writes to disk.
+
+`kind:` picks the schema and `design:` the expander, both from the table in kinds.py.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +9,7 @@ from typing import Any
 
 from scaling.config.base import read_yaml, validate
 from scaling.errors import UserError
-from scaling.sweep.kinds import get_kind
+from scaling.sweep.kinds import get_design, get_kind
 from scaling.sweep.plan import Plan
 from scaling.sweep.spec import SweepSpecBase
 
@@ -30,13 +33,9 @@ def spec_from_dict(data: dict[str, Any], source: str = "sweep") -> SweepSpecBase
 
 def expand(spec: SweepSpecBase, path: str | Path | None = None) -> Plan:
     """The runs of a sweep, in scheduling order (a wsd_forks trunk before its branches)."""
-    kind = get_kind(spec.kind)
-    design = getattr(spec, "design", None)
-    if design not in kind.designs:
-        raise UserError(f"design: {design!r} is not a design of {kind.name} sweeps "
-                        f"(known: {', '.join(kind.designs)})")
+    design = get_design(get_kind(spec.kind), getattr(spec, "design", None))
     try:
-        plan = kind.designs[design](spec, Path(path) if path else None)
+        plan = design(spec, Path(path) if path else None)
     except UserError as e:
         if path and not str(e).startswith(str(path)):
             raise UserError(f"{path}: {e}") from None

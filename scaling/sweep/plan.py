@@ -13,6 +13,7 @@ from typing import Any
 from scaling.config.base import set_dotted  # noqa: F401 - re-exported for the sweep kinds
 from scaling.config.run import RunConfig
 from scaling.model.accounting import ModelCounts
+from scaling.outputs import check_path_component
 
 
 def canonical_json(data: Any) -> str:
@@ -59,6 +60,7 @@ class PlannedRun:
 
     def __post_init__(self):
         self.run_id = self.run_id or run_id_of(self.config)
+        check_path_component(self.model, "model name")  # it names the run's files: no `../` escapes --out
 
     @property
     def flop_convention(self) -> str:

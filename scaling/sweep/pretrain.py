@@ -17,7 +17,6 @@ from scaling.config.base import validate
 from scaling.config.run import RunConfig, resolve_model
 from scaling.errors import UserError
 from scaling.model.accounting import count_model
-from scaling.sweep.kinds import SweepKind, register_kind
 from scaling.sweep.plan import Plan, PlannedRun, canonical_json, set_dotted, short_number, with_fields
 from scaling.sweep.rules import evaluate
 from scaling.sweep.spec import PretrainSweepSpec, resolve_base
@@ -142,7 +141,3 @@ def expand_wsd_forks(spec: PretrainSweepSpec, path: Path | None) -> Plan:
     from scaling.sweep.wsd import fork_branches
 
     return fork_branches(list(cells(spec, path, "wsd_forks")))
-
-
-register_kind(SweepKind(name="pretrain", spec_cls=PretrainSweepSpec, command="train", designs={
-    "grid": expand_grid, "isoflop": expand_isoflop, "wsd_forks": expand_wsd_forks}))

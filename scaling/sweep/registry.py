@@ -7,12 +7,15 @@ Many writers at once (local subprocess threads, Ray tasks): every write is its o
 """
 from __future__ import annotations
 
+import contextlib
 import random
 import sqlite3
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+from scaling.errors import UserError
 
 STATUSES = ("pending", "running", "done", "failed", "diverged")
 
@@ -41,6 +44,13 @@ RETRIES = 50
 BUSY_TIMEOUT_S = 60.0
 
 
+def _damaged(e: sqlite3.DatabaseError) -> bool:
+    """Not a database, malformed, or truncated before its tables: errors no retry can cure."""
+    if not isinstance(e, sqlite3.OperationalError):
+        return True  # "file is not a database", "database disk image is malformed"
+    return "no such table" in str(e) or "malformed" in str(e)
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -52,7 +62,10 @@ class Registry:
     # -- plumbing ------------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.OperationalError as e:  # a directory in its place, an unreadable file
+            raise UserError(f"{self.path}: cannot open the registry ({e})") from None
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         return conn
@@ -68,9 +81,13 @@ class Registry:
                 if write:
                     conn.execute("COMMIT")
                 return result
-            except sqlite3.OperationalError as e:
+            except sqlite3.DatabaseError as e:
                 if write and conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                if _damaged(e):
+                    raise UserError(f"{self.path}: the registry is damaged ({e}); nothing was changed (restore "
+                                    "it from a backup, or submit the sweep to a new --out)") from None
                 if "locked" not in str(e) and "busy" not in str(e) or attempt == RETRIES - 1:
                     raise
                 time.sleep(min(2.0, 0.02 * 2 ** min(attempt, 6)) * (0.5 + random.random()))

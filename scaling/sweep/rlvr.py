@@ -33,9 +33,8 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from scaling.config.base import StrictModel, validate
-from scaling.config.rl import RLConfig
+from scaling.config.rl import RLConfig, is_rl_config
 from scaling.errors import UserError
-from scaling.sweep.kinds import SweepKind, register_kind
 from scaling.sweep.plan import Plan, PlannedRun, set_dotted, short_number
 from scaling.sweep.spec import SweepSpecBase, check_grid_values, resolve_base
 
@@ -157,7 +156,7 @@ def _init_run(run_dir: Path, what: str, warnings: list[str]) -> InitRun:
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"{what}: {run_dir} is not a run directory (no config.yaml)")
     raw = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    if "task" in raw:
+    if is_rl_config(raw):
         raise UserError(f"{what}: {run_dir} is an RL run; start RL sweeps from pretraining runs")
     ckpts = run_dir / "checkpoints"
     if not ckpts.is_dir() or not any(p.name.isdigit() for p in ckpts.iterdir()):
@@ -226,7 +225,7 @@ def expand_rlvr(spec: RLVRSweepSpec, path: Path | None) -> Plan:
     from scaling.model.accounting import count_model
     from scaling.rl.checkpoints import load_policy_config
     from scaling.rl.compute import step_flops
-    from scaling.rl.loop import check_task_fits_model, cut_off_answers_warning
+    from scaling.rl.validate import check_task_fits_model, cut_off_answers_warning
     from scaling.rl.tasks import get_task
 
     import numpy as np
@@ -257,12 +256,12 @@ def expand_rlvr(spec: RLVRSweepSpec, path: Path | None) -> Plan:
                         data["seed"] = seed
                     where = f"{src}: init {init.label}"
                     cfg = validate(RLConfig, data, source=where)
-                    g = cfg.grpo
-                    fit_key = f"{cfg.task.model_dump_json()}|{g.max_prompt_tokens}"
+                    grpo = cfg.grpo
+                    fit_key = f"{cfg.task.model_dump_json()}|{grpo.max_prompt_tokens}"
                     if fit_key not in checked:  # a task the model cannot read fails here, before anything runs
                         try:
                             check_task_fits_model(get_task(cfg.task.name, **cfg.task.params), tokenizer,
-                                                  init_cfg.model, g.max_prompt_tokens)
+                                                  init_cfg, grpo.max_prompt_tokens)
                         except UserError as e:
                             raise UserError(f"{where}: {e}") from None
                         checked.add(fit_key)
@@ -274,9 +273,9 @@ def expand_rlvr(spec: RLVRSweepSpec, path: Path | None) -> Plan:
                         if cut and cut not in warnings:
                             warnings.append(cut)
                         checked.add(length_key)
-                    counts = count_model(init_cfg.model, g.max_prompt_tokens + cfg.sampling.max_new)
-                    n = g.prompts_per_step * g.group_size
-                    full_step = step_flops(counts, g, np.full(n, g.max_prompt_tokens), np.full(n, cfg.sampling.max_new))
+                    counts = count_model(init_cfg.model, grpo.max_prompt_tokens + cfg.sampling.max_new)
+                    n = grpo.prompts_per_step * grpo.group_size
+                    full_step = step_flops(counts, grpo, np.full(n, grpo.max_prompt_tokens), np.full(n, cfg.sampling.max_new))
                     if spec.budgets:
                         steps = max(1, math.ceil(value / full_step["total"]))
                         planned = float(value)
@@ -291,6 +290,3 @@ def expand_rlvr(spec: RLVRSweepSpec, path: Path | None) -> Plan:
     order = {str(i.run_dir): k for k, i in enumerate(inits)}
     runs.sort(key=lambda r: (r.planned_flops, order[r.init_dir], r.seed, r.run_id))
     return Plan(runs, warnings=warnings, notes=notes)
-
-
-register_kind(SweepKind(name="rlvr", spec_cls=RLVRSweepSpec, command="rl", designs={"grid": expand_rlvr}))

@@ -31,6 +31,9 @@ from scaling.sweep.rules import check_rule
 # Rules may not touch these: the model is named in `models:` and the budget is the design's job.
 RULE_FORBIDDEN_PREFIXES = ("model.", "train.tokens", "train.flops", "train.fork_from", "train.keep_steps")
 
+# Budgets/token counts beyond this are typos (1e30 FLOPs is ~10^4 times the largest runs ever trained);
+# left through they expand into runs of ~10^290 steps that no dry run should print as a plan.
+MAX_GRID_VALUE = 1e30
 
 
 def check_grid_values(v):
@@ -41,6 +44,8 @@ def check_grid_values(v):
         raise ValueError("empty grid: list at least one value")
     if any(x <= 0 for x in v):
         raise ValueError(f"values must be positive, got {v}")
+    if any(x > MAX_GRID_VALUE for x in v):
+        raise ValueError(f"{max(v):.3g} is beyond any trainable run (at most {MAX_GRID_VALUE:.0e})")
     if len(set(v)) != len(v):
         raise ValueError(f"lists a value twice: {v}")
     return v

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,6 +16,8 @@ from typing import Any, Iterator
 import yaml
 
 from scaling.errors import UserError
+from scaling.locks import DirectoryLock
+from scaling.files import first_difference, write_atomic
 from scaling.sweep.plan import canonical_json
 
 SWEEP_FILE = "sweep.yaml"
@@ -29,11 +30,10 @@ def check_claim(sweep_dir: Path, resolved: dict[str, Any]) -> bool:
     if existing.is_file():
         try:
             held = yaml.safe_load(existing.read_text())
-        except yaml.YAMLError:
+        except (yaml.YAMLError, UnicodeDecodeError):
             raise UserError(f"--out {sweep_dir}: {SWEEP_FILE} is unreadable; choose a new --out") from None
         if canonical_json(held) != canonical_json(resolved):
-            key = next((k for k in sorted(set(held or {}) | set(resolved))
-                        if canonical_json((held or {}).get(k)) != canonical_json(resolved.get(k))), "?")
+            key = first_difference(held or {}, resolved)
             raise UserError(f"--out {sweep_dir}: holds a different sweep ({key} differs); "
                             "submit it to a new --out (nothing was changed)")
         return True
@@ -46,27 +46,13 @@ def check_claim(sweep_dir: Path, resolved: dict[str, Any]) -> bool:
 def claimed(sweep_dir: Path, resolved: dict[str, Any], source: str) -> Iterator[None]:
     """Create or reopen the sweep dir and hold its submit lock (released even on SIGKILL: it is an flock)."""
     check_claim(sweep_dir, resolved)  # refuse before creating anything
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    with open(sweep_dir / LOCK_FILE, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "?"
-            raise UserError(f"--out {sweep_dir}: another submit is running on it (pid {holder})") from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(str(os.getpid()))
-        lock.flush()
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {sweep_dir}: cannot create the sweep directory ({e.strerror})") from None
+    with DirectoryLock(sweep_dir, LOCK_FILE, busy=f"--out {sweep_dir}: another submit is running on it"):
         if not check_claim(sweep_dir, resolved):  # checked again under the lock: two first submits may race
             header = (f"# The sweep submitted from {source}, resolved. Re-submitting a different sweep to this\n"
                       "# directory is refused; submitting this one again resumes it.\n")
             write_atomic(sweep_dir / SWEEP_FILE, header + yaml.safe_dump(resolved, sort_keys=False))
         yield
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -13,11 +13,9 @@ import dataclasses
 from collections import defaultdict
 
 from scaling.errors import UserError
+from scaling.files import first_difference
 from scaling.sweep.plan import Plan, PlannedRun, canonical_json, with_fields
-
-
-def decay_start(steps: int, decay_fraction: float) -> int:
-    return steps - round(decay_fraction * steps)
+from scaling.train.optim import decay_start
 
 
 def fork_branches(runs: list[PlannedRun]) -> Plan:
@@ -32,7 +30,7 @@ def fork_branches(runs: list[PlannedRun]) -> Plan:
         _check_group(members)
         trunk, branches = members[-1], members[:-1]
         opt = trunk.config.optimizer
-        starts = [decay_start(b.steps, opt.decay_fraction) for b in branches]
+        starts = [decay_start(opt, b.steps) for b in branches]  # the trainer's own schedule
         for branch, start in zip(branches, starts):
             if start < max(1, opt.warmup):
                 field = "budgets" if branch.budget is not None else "tokens"
@@ -70,7 +68,7 @@ def _check_group(members: list[PlannedRun]) -> None:
     for run in members[:-1]:
         other = _without_tokens(run)
         if other != reference:
-            key = _first_difference(reference, other)
+            key = first_difference(reference, other)
             raise UserError(f"rules: {key} differs between the {run.model} runs at {run.tag} and "
                             f"{members[-1].tag}; wsd_forks branches share their trunk's hyperparameters, so "
                             "rules may not depend on tokens or C")
@@ -84,13 +82,4 @@ def _without_tokens(run: PlannedRun) -> dict:
     data = run.config.model_dump(mode="json")
     data["train"].pop("tokens")
     return data
-
-
-def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
-    for key in sorted(set(a) | set(b)):
-        if a.get(key) != b.get(key):
-            if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
-                return _first_difference(a[key], b[key], f"{prefix}{key}.")
-            return f"{prefix}{key}"
-    return prefix.rstrip(".")
 

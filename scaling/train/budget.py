@@ -7,6 +7,8 @@ from scaling.config.run import RunConfig
 from scaling.errors import UserError
 from scaling.model.accounting import ModelCounts, count_model
 
+MAX_STEPS = 10**9  # a billion optimizer steps is years of compute for any model: a larger count is a typo
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -31,5 +33,9 @@ def plan_budget(cfg: RunConfig) -> Budget:
         one_step = t.batch_tokens * per_token
         raise UserError(f"{what} is smaller than one step ({t.batch_tokens} tokens, {one_step:.3g} FLOPs "
                         f"[{t.flop_convention}]); raise the budget or lower train.batch_size")
+    if steps > MAX_STEPS:
+        what = f"train.tokens={t.tokens:.3g}" if t.tokens is not None else f"train.flops={t.flops:.3g}"
+        raise UserError(f"{what} is {steps:.3g} steps of {t.batch_tokens} tokens, beyond any trainable run "
+                        f"(at most {MAX_STEPS:.0e} steps)")
     tokens = steps * t.batch_tokens
     return Budget(steps, tokens, tokens * counts.train_flops_per_token_6n, tokens * counts.train_flops_per_token_full, counts)

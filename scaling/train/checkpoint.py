@@ -10,7 +10,12 @@ corrupted on disk) is skipped with a warning and the previous one is used.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
+import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,7 @@ class Checkpointer:
     def __init__(self, directory: str | Path, keep: int = 2, keep_steps: list[int] | None = None,
                  async_save: bool = True, read_only: bool = False):
         self.directory = Path(directory).absolute()
+        self.read_only = read_only
         policies = [ocp.checkpoint_managers.LatestN(keep)]
         if keep_steps:
             policies.append(ocp.checkpoint_managers.CustomSteps(list(keep_steps)))
@@ -59,15 +65,44 @@ class Checkpointer:
         return restored["state"], restored["meta"]
 
     def restore_latest(self, abstract_state: Any, data_iter: grain.DatasetIterator | None):
-        """(state, meta) of the newest readable checkpoint, or None if there is none."""
-        for step in reversed(self.steps()):
+        """(state, meta) of the newest readable checkpoint, or None if there is none.
+
+        A failed restore may already have moved `data_iter` (grain restores it before the arrays fail),
+        so its position is put back after every failure: with no readable checkpoint the run starts
+        over exactly as a fresh one. Unreadable checkpoints are moved to `checkpoints-unreadable/`
+        (kept, not deleted): left in place they would block the saves of the steps they hold."""
+        start = data_iter.get_state() if data_iter is not None else None
+        steps = self.steps()
+        for step in reversed(steps):
             try:
-                return self.restore(step, abstract_state, data_iter)
+                with _quiet_stderr_on_failure():
+                    return self.restore(step, abstract_state, data_iter)
             except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is skipped, not fatal
+                if data_iter is not None:
+                    data_iter.set_state(start)
                 first_line = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+                self._set_aside(step)
+                kept = "skipped" if self.read_only else f"moved to {self._aside_dir()}"
                 warnings.warn(f"checkpoint at step {step} in {self.directory} is unreadable ({first_line}); "
-                              "falling back to the previous one", stacklevel=2)
+                              f"{kept}, falling back to the previous one", stacklevel=2)
+        if steps:
+            warnings.warn(f"no checkpoint in {self.directory} is readable: starting over from step 0", stacklevel=2)
         return None
+
+    def _aside_dir(self) -> Path:
+        return self.directory.with_name(self.directory.name + "-unreadable")
+
+    def _set_aside(self, step: int) -> None:
+        if self.read_only:
+            return
+        aside = self._aside_dir()
+        aside.mkdir(exist_ok=True)
+        target = aside / str(step)
+        n = 1
+        while target.exists():
+            target, n = aside / f"{step}.{n}", n + 1
+        os.replace(self.directory / str(step), target)
+        self.manager.reload()
 
     def wait(self) -> None:
         self.manager.wait_until_finished()
@@ -75,6 +110,34 @@ class Checkpointer:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+@contextlib.contextmanager
+def _quiet_stderr_on_failure(settle_s: float = 0.5, max_wait_s: float = 10.0):
+    """Hide the noise of a failed Orbax restore: its tensorstore reads still in flight complete after
+    the restore's event loop is closed, and each prints an `Event loop is closed` traceback to fd 2
+    from its own thread (some 200 lines per damaged checkpoint). On success, what was written is
+    passed through; on failure it is dropped once stderr has been quiet for `settle_s`."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            if failed:
+                deadline, size = time.time() + max_wait_s, -1
+                while time.time() < deadline and os.fstat(sink.fileno()).st_size != size:
+                    size = os.fstat(sink.fileno()).st_size
+                    time.sleep(settle_s)
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if not failed:
+                sink.seek(0)
+                os.write(2, sink.read())
 
 
 def abstract_like(state: Any) -> Any:

@@ -16,9 +16,10 @@ from scaling.parallel import make_mesh
 from scaling.runtime import enable_compilation_cache
 from scaling.train.budget import Budget, plan_budget
 from scaling.train.checkpoint import Checkpointer, abstract_like
+from scaling.train.memory import check_fits
 from scaling.train.metrics import MetricsLog, Progress, device_description, device_peak_flops
 from scaling.train.optim import make_optimizer
-from scaling.train.rundir import claim_run_dir, read_summary, write_summary
+from scaling.train.rundir import claim_run_dir, holds_run_dir_locks, read_summary, write_summary
 from scaling.train.step import compile_steps, data_parallel_size, init_train_state
 
 LN2 = math.log(2.0)
@@ -36,6 +37,7 @@ def prepare(cfg: RunConfig):
     tokenizer = get_tokenizer(cfg.data)
     check_vocab(cfg, tokenizer)
     mesh = make_mesh(cfg.mesh)
+    check_fits(cfg.model, budget.counts.n_params, mesh)  # before compiling: XLA aborts on what cannot fit
     dp = data_parallel_size(mesh)
     micro = cfg.train.batch_size // cfg.train.grad_accum
     if micro % dp:
@@ -89,6 +91,7 @@ def summary_of(cfg: RunConfig, budget: Budget, status: str, meta: dict, **extra)
     }
 
 
+@holds_run_dir_locks  # a second process training the same --out is refused while this one runs
 def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> dict:
     """Train (or resume) the run in `out_dir`; returns its summary. Raises RunFailed if it diverges.
     `quiet` silences progress output without changing the run's config (and so its identity)."""

@@ -2,17 +2,24 @@
 
 Re-running the same command on the same directory resumes it; a directory that holds a *different*
 config is refused (nothing is overwritten), because mixing two runs' checkpoints would be silent
-corruption of a scaling study.
+corruption of a scaling study. Its writer holds an flock on RUN_DIR/.lock for as long as it runs.
 """
 from __future__ import annotations
 
+import functools
 import json
-import os
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
 from scaling.errors import UserError
+from scaling.files import first_difference, write_atomic
+from scaling.locks import DirectoryLock
+from scaling.outputs import check_writable_dir
+
+LOCK_FILE = ".lock"  # one writer per run directory: a second `scaling train` on it is refused
+_HELD: dict[str, DirectoryLock] = {}
 
 
 def config_dict(cfg) -> dict:
@@ -20,37 +27,56 @@ def config_dict(cfg) -> dict:
 
 
 def claim_run_dir(run_dir: Path, cfg) -> bool:
-    """Create or validate RUN_DIR for this config. Returns True if it already held this run."""
+    """Create or validate RUN_DIR for this config and take its writer lock (held until the function
+    decorated with `holds_run_dir_locks` returns). Returns True if it already held this run."""
     resolved = config_dict(cfg)
+    _check_claim(run_dir, resolved)  # refuse before creating anything
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        key = str(run_dir.resolve())
+        if key not in _HELD:  # a process may claim again what it holds (a resume in the same process)
+            _HELD[key] = DirectoryLock(run_dir, LOCK_FILE, busy=f"--out {run_dir}: another process is writing "
+                                       "this run directory").acquire()
+        if _check_claim(run_dir, resolved):  # checked again under the lock: two first runs may race
+            return True
+        write_atomic(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    except OSError as e:
+        raise UserError(f"--out {run_dir}: cannot write the run directory ({e.strerror or e})") from None
+    return False
+
+
+def _check_claim(run_dir: Path, resolved: dict) -> bool:
+    """True if RUN_DIR holds this run, False if it is new or empty; refuses anything else."""
     path = run_dir / "config.yaml"
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out {run_dir}: exists and is not a directory")
     if path.exists():
-        existing = yaml.safe_load(path.read_text())
+        try:
+            existing = yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError, OSError):
+            raise UserError(f"--out {run_dir}: its config.yaml is unreadable; use another directory") from None
         if existing != resolved:
-            diff = _first_difference(existing, resolved)
+            diff = first_difference(existing, resolved)
             raise UserError(f"--out {run_dir}: holds a different run (config differs at {diff}); "
                             "use another directory")
         return True
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if run_dir.is_dir() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
         raise UserError(f"--out {run_dir}: is not empty and holds no run config; use another directory")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, yaml.safe_dump(resolved, sort_keys=False))
+    check_writable_dir(run_dir, "--out")
     return False
 
 
-def _first_difference(a, b, prefix="") -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                return _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
-    return prefix.rstrip(".") or "top level"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def holds_run_dir_locks(fn: Callable) -> Callable:
+    """Release the run-directory locks `fn` took (claim_run_dir) when it returns or raises."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        before = set(_HELD)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            for key in set(_HELD) - before:
+                _HELD.pop(key).release()
+    return wrapper
 
 
 def read_summary(run_dir: Path) -> dict | None:

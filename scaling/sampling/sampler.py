@@ -7,7 +7,6 @@ attention. The decode loop is a `lax.while_loop` that stops when every row has p
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 
 import jax
@@ -15,13 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-
-@dataclass(frozen=True)
-class SamplingParams:
-    max_new: int = 32
-    temperature: float = 1.0  # 0 = greedy
-    top_k: int = 0  # 0 = off
-    top_p: float = 1.0  # 1 = off
+from scaling.config.rl import SamplingConfig
 
 
 def left_pad(token_lists: list[list[int]], length: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -36,36 +29,36 @@ def left_pad(token_lists: list[list[int]], length: int, pad_id: int) -> tuple[np
     return out, valid
 
 
-def _filter_logits(logits_BxV, params: SamplingParams):
-    logits_BxV = logits_BxV / params.temperature
-    if params.top_k:
-        kth = jax.lax.top_k(logits_BxV, params.top_k)[0][:, -1:]
+def _filter_logits(logits_BxV, sampling: SamplingConfig):
+    logits_BxV = logits_BxV / sampling.temperature
+    if sampling.top_k:
+        kth = jax.lax.top_k(logits_BxV, sampling.top_k)[0][:, -1:]
         logits_BxV = jnp.where(logits_BxV < kth, -jnp.inf, logits_BxV)
-    if params.top_p < 1.0:
+    if sampling.top_p < 1.0:
         sorted_desc = jnp.sort(logits_BxV, axis=-1)[:, ::-1]
         cum = jnp.cumsum(jax.nn.softmax(sorted_desc, axis=-1), axis=-1)
         # Keep the smallest prefix whose mass reaches top_p (always at least the top token).
-        cutoff_idx = jnp.sum(cum < params.top_p, axis=-1, keepdims=True)
+        cutoff_idx = jnp.sum(cum < sampling.top_p, axis=-1, keepdims=True)
         cutoff = jnp.take_along_axis(sorted_desc, cutoff_idx, axis=-1)
         logits_BxV = jnp.where(logits_BxV < cutoff, -jnp.inf, logits_BxV)
     return logits_BxV
 
 
-def _next_token(logits_BxV, key, params: SamplingParams):
-    if params.temperature == 0.0:
+def _next_token(logits_BxV, key, sampling: SamplingConfig):
+    if sampling.temperature == 0.0:
         return jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32)
-    return jax.random.categorical(key, _filter_logits(logits_BxV, params), axis=-1).astype(jnp.int32)
+    return jax.random.categorical(key, _filter_logits(logits_BxV, sampling), axis=-1).astype(jnp.int32)
 
 
-@partial(jax.jit, static_argnames=("graphdef", "params", "eos_id", "pad_id"))
-def generate(graphdef, states, prompts_BxP, valid_BxP, key, *, params: SamplingParams, eos_id: int, pad_id: int):
+@partial(jax.jit, static_argnames=("graphdef", "sampling", "eos_id", "pad_id"))
+def generate(graphdef, states, prompts_BxP, valid_BxP, key, *, sampling: SamplingConfig, eos_id: int, pad_id: int):
     """`states` is the tuple of nnx states that `nnx.merge(graphdef, *states)` takes.
 
     Returns (completions_BxN int32, padded with pad_id after EOS; lengths_B = tokens up to and
     including EOS (N if none); steps = decode iterations actually run)."""
     model = nnx.merge(graphdef, *states)
     B, P = prompts_BxP.shape
-    N = params.max_new
+    N = sampling.max_new
     T = P + N
     cache = model.init_cache(B, T)
     kv_valid = jnp.zeros((B, T), bool).at[:, :P].set(valid_BxP)
@@ -73,7 +66,7 @@ def generate(graphdef, states, prompts_BxP, valid_BxP, key, *, params: SamplingP
     positions_BxP = jnp.maximum(jnp.cumsum(valid_BxP, axis=-1) - 1, 0).astype(jnp.int32)
     logits, _, cache = model(prompts_BxP, positions_BxP, cache, kv_valid)
     key, sub = jax.random.split(key)
-    first = _next_token(logits[:, -1], sub, params)
+    first = _next_token(logits[:, -1], sub, sampling)
 
     out = jnp.full((B, N), pad_id, jnp.int32)
 
@@ -89,7 +82,7 @@ def generate(graphdef, states, prompts_BxP, valid_BxP, key, *, params: SamplingP
         kv_valid = kv_valid.at[:, P + i].set(True)
         logits, _, cache = model(token[:, None], (n_prompt_B + i)[:, None], cache, kv_valid)
         key, sub = jax.random.split(key)
-        nxt = _next_token(logits[:, -1], sub, params)
+        nxt = _next_token(logits[:, -1], sub, sampling)
         return i + 1, nxt, cache, kv_valid, done, out, key
 
     init = (jnp.int32(0), first, cache, kv_valid, jnp.zeros((B,), bool), out, key)
