@@ -149,3 +149,20 @@ def test_render_table_of_split_shows_intervals():
     result = fit("split", _points(split_runs(noise=0.005, repeats=3)), bootstrap=50)
     text = render_table(result)
     assert "logit_accuracy_slope" in text and "[" in text.splitlines()[-1]
+
+
+def test_budgets_from_a_group_column_and_a_sweep_directory_is_refused(tmp_path):
+    from scaling.laws import Columns, load_points
+
+    runs = split_runs(noise=0.0, repeats=1)
+    runs["total_flops"] = runs["total_flops"] * np.linspace(0.9, 1.1, len(runs["total_flops"]))  # measured, not nominal
+    csv = tmp_path / "measured.csv"
+    csv.write_text("total_flops,budget,rl_share,accuracy\n" + "".join(
+        f"{c:.6g},{b:g},{f:g},{a:.6f}\n" for c, b, f, a in
+        zip(runs["total_flops"], split_runs(noise=0.0, repeats=1)["total_flops"], runs["rl_share"], runs["accuracy"])))
+    pts = load_points(str(csv), "split", Columns(group="budget"))
+    assert sorted(np.unique(pts.budget)) == [1e18, 3e18, 1e19, 3e19, 1e20]
+    result = fit("split", pts)
+    assert [row["C"] for row in result.extra["budgets"]] == [1e18, 3e18, 1e19, 3e19, 1e20]
+    with pytest.raises(UserError, match="split reads a CSV"):
+        load_points(str(tmp_path), "split")

@@ -21,6 +21,8 @@ it is left out with a warning naming the reason; fewer than two usable budgets i
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from scaling.errors import UserError
@@ -42,6 +44,9 @@ UNSTABLE_FRACTION = 0.1
 
 def load_split_points(source, cols: Columns = Columns()) -> Points:
     """Total compute, RL share and accuracy per run, from a CSV; budgets from --group or C rounded."""
+    if Path(source).is_dir():
+        raise UserError(f"{source}: split reads a CSV of total compute, RL share and accuracy per run "
+                        "(no sweep kind records a split yet)")
     table = open_table(source, "runs")
     names = {role: getattr(cols, role) or DEFAULTS[role] for role in DEFAULTS}
     values = {}
@@ -220,7 +225,7 @@ def fit_split(pts: Points, curve: str = "auto", bootstrap: int = 0, holdout_larg
                  f"{2 * WINDOW + 3} shares (the curve is an approximation)")
     if curve == "logit":
         notes.append("f=0 (pure pretraining) has logit -inf and is not on the curve: it is the baseline the "
-                     "interior optimum must beat; f=1 likewise")
+                     "interior optimum must beat; f=1 (no pretraining) is off the curve too and not used")
 
     budgets = np.unique(pts.budget)
     rows, excluded, fitted_shares = [], [], {}

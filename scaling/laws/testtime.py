@@ -19,6 +19,8 @@ Per-sample FLOPs grow with model size, so a model's curve starts further right: 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from scaling.errors import UserError
@@ -34,7 +36,11 @@ MIN_K = 3  # a model needs three test-time budgets for its curve to be more than
 
 def load_testtime_points(source, cols: Columns = Columns(), k: str | None = None,
                          sample_flops: str | None = None) -> Points:
-    """Training compute, test-time compute (a column, or k × per-sample FLOPs) and accuracy, from a CSV."""
+    """Training compute, test-time compute (a column, or k × per-sample FLOPs) and accuracy, from a CSV.
+    Rows with the same training compute are one model's curve."""
+    if Path(source).is_dir():
+        raise UserError(f"{source}: testtime reads a CSV of training compute, test-time compute (or k and FLOPs "
+                        "per sample) and accuracy, e.g. `scaling eval` results gathered per model")
     table = open_table(source, "runs")
     c_col, y_col = cols.c or DEFAULTS["c"], cols.y or DEFAULTS["y"]
     x_col = cols.x or DEFAULTS["x"]
