@@ -36,7 +36,7 @@ missing, D = C/(6N).
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("fit", help="fit a scaling law (power, chinchilla, isoflop, loglinear, sigmoid, split, testtime)",
+    p = subparsers.add_parser("fit", help="fit a scaling law (" + ", ".join(LAWS) + ")",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("law", metavar="LAW", help="one of: " + ", ".join(LAWS))
     p.add_argument("source", metavar="SOURCE", help="sweep directory or CSV file")

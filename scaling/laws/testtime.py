@@ -130,7 +130,8 @@ def fit_testtime(pts: Points, bootstrap: int = 0, holdout_largest: bool = False,
         warnings.append(f"testtime: left out {len(reasons)} model(s): {'; '.join(reasons)}")
     if len(models) < 2:
         raise UserError(f"testtime: undefined: {len(models)} model(s) whose accuracy rises with test-time compute; "
-                        f"need at least 2 of different training compute" + (f" ({'; '.join(reasons)})" if reasons else ""))
+                        "need at least 2 of different training compute"
+                        + (f" ({'; '.join(reasons)})" if reasons else ""))
 
     pairs, levels = _crossings(models)
     if not pairs:
@@ -142,7 +143,8 @@ def fit_testtime(pts: Points, bootstrap: int = 0, holdout_largest: bool = False,
     slope = _frontier_slope(log_train, log_test, level_of)
     if not slope < 0:
         raise UserError(f"testtime: undefined: at equal accuracy more training compute needs as much or more "
-                        f"test-time compute (frontier slope {slope:+.3g}): training does not substitute for sampling here")
+                        f"test-time compute (frontier slope {slope:+.3g}): training does not substitute for "
+                        "sampling here")
     params = {"slope": slope, "exchange_rate": float(10 ** -slope)}
     level_rows = []
     for lv in levels:
@@ -226,9 +228,11 @@ def render_lines(result: FitResult) -> list[str]:
         lo, hi = r["test_C_range"]
         lines.append(f"{format_flops(r['train_C']):<16} {format_value(r['test_slope']):<37} {r['r2']:<7.3f} "
                      f"{format_flops(lo)}..{format_flops(hi)}")
-    lines.append("iso-accuracy levels: " + ", ".join(
-        f"{lv['accuracy']:.3f} ({lv['n_models']} models{', slope ' + format_value(lv['slope']) if 'slope' in lv else ''})"
-        for lv in result.extra["levels"]))
+    def level(lv):
+        slope = f", slope {format_value(lv['slope'])}" if "slope" in lv else ""
+        return f"{lv['accuracy']:.3f} ({lv['n_models']} models{slope})"
+
+    lines.append("iso-accuracy levels: " + ", ".join(level(lv) for lv in result.extra["levels"]))
     rate, ci = result.params["exchange_rate"], result.ci.get("exchange_rate")
     interval = f" (95% CI {min(ci):.3g}x..{max(ci):.3g}x)" if ci else ""
     lines.append(f"{rate:.3g}x more test-time compute replaces 10x training compute at equal accuracy{interval}")

@@ -150,7 +150,8 @@ def plot_testtime_curves(ax, fit: FitResult, pts: Points):
     for m in models:
         sel = pts.C == m["train_C"]
         c = color(m["train_C"])
-        ax.scatter(pts.x[sel], pts.y[sel], s=16, color=c, zorder=3, label=f"trained with {format_flops(m['train_C'])} FLOPs")
+        ax.scatter(pts.x[sel], pts.y[sel], s=16, color=c, zorder=3,
+                   label=f"trained with {format_flops(m['train_C'])} FLOPs")
         grid = np.logspace(*np.log10(m["test_C_range"]), 100)
         ax.plot(grid, 1 / (1 + np.exp(-(m["intercept"] + m["test_slope"] * np.log10(grid)))), color=c, lw=1.3)
     for level in fit.extra["levels"]:
