@@ -8,9 +8,9 @@ import argparse
 import sys
 
 from scaling.errors import UserError
-from scaling.outputs import check_output_file
+from scaling.outputs import check_output_dir, check_output_file
 
-LAWS = ("power", "chinchilla", "isoflop", "loglinear", "sigmoid")  # mirrors scaling.laws.LAWS
+LAWS = ("power", "chinchilla", "isoflop", "loglinear", "sigmoid", "split", "testtime")  # mirrors scaling.laws.LAWS
 
 DESCRIPTION = """\
 Fit a scaling law and print its parameters (with bootstrap intervals when asked).
@@ -22,14 +22,21 @@ laws:
   isoflop     per-budget parabolas in log N; N_opt ∝ C^a, D_opt ∝ C^b (Approach 2)
   loglinear   y = a + b·log10 x, and ln(1 - y) = c - k·ln x on the error rate
   sigmoid     R(C) = R0 + (A - R0)/(1 + (C_mid/C)^B), A in [R0, 1] (ScaleRL)
+  split       per total budget C (--c, default total_flops), accuracy (--y) against the RL share f
+              (--x, default rl_share): parabola in logit f or in f (--method auto|logit|share) around
+              its maximum; budgets [{C, share_opt, accuracy_opt, ci}], share_opt = slope·log10 C + intercept
+  testtime    iso-accuracy frontier of training compute (--c, default train_flops) against test-time
+              compute (--x, default test_flops, or --k times --sample-flops): how many times more
+              test-time compute replaces 10x training compute (Jones 2021)
 
 SOURCE is a sweep directory (its registry.sqlite: finished runs for power/chinchilla/isoflop,
-accuracy curves for loglinear/sigmoid) or a CSV file. When D is missing, D = C/(6N).
+accuracy curves for loglinear/sigmoid) or a CSV file (split and testtime: a CSV). When D is
+missing, D = C/(6N).
 """
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("fit", help="fit a scaling law (power, chinchilla, isoflop, loglinear, sigmoid)",
+    p = subparsers.add_parser("fit", help="fit a scaling law (" + ", ".join(LAWS) + ")",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("law", metavar="LAW", help="one of: " + ", ".join(LAWS))
     p.add_argument("source", metavar="SOURCE", help="sweep directory or CSV file")
@@ -40,9 +47,16 @@ def register(subparsers) -> None:
                    help="also fit without the largest budget (or x) and report the error predicting it")
     p.add_argument("--method", default=None, metavar="M",
                    help="chinchilla: huber (default, Hoffmann), huber-mle (Besiroglu et al. 2024), "
-                        "huber-mean (averaged terms: stops early, for comparison)")
+                        "huber-mean (averaged terms: stops early, for comparison); split: the curve in the "
+                        "RL share, auto (default: the lower leave-one-out error), logit or share")
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                    help="hold a parameter fixed: E for power (e.g. E=0), R0 for sigmoid")
+    p.add_argument("--k", default=None, metavar="COL", dest="k_col",
+                   help="testtime: samples per problem k; test-time compute = k x --sample-flops (default k)")
+    p.add_argument("--sample-flops", default=None, metavar="COL",
+                   help="testtime: inference FLOPs of one sample (default sample_flops)")
+    p.add_argument("--plot", default=None, metavar="DIR",
+                   help="split, testtime: also write their figures (PNG + SVG) to DIR")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--json", default=None, metavar="FILE|-",
                    help="write the result as one JSON object to FILE, or to stdout instead of the table with -")
@@ -99,14 +113,22 @@ def run(args) -> int:
     law = laws.check_law(args.law)
     if args.drop_highest_loss < 0:
         raise UserError(f"--drop-highest-loss {args.drop_highest_loss}: must be >= 0")
+    if law != "testtime" and (args.k_col or args.sample_flops):
+        raise UserError(f"--k and --sample-flops apply to testtime only, not {law}")
+    if args.plot and law not in ("split", "testtime"):
+        raise UserError(f"--plot applies to split and testtime; for {law} use `scaling plot`")
     if args.json and args.json != "-":
         check_output_file(args.json, "--json", reads=(args.source,))
-    pts = load_text_source(lambda: laws.load_points(args.source, law, columns_from_args(args), args.drop_highest_loss),
-                           args.source)
+    if args.plot:
+        check_output_dir(args.plot, "--plot")
+    pts = load_text_source(lambda: laws.load_points(args.source, law, columns_from_args(args), args.drop_highest_loss,
+                                                    k=args.k_col, sample_flops=args.sample_flops), args.source)
     result = laws.fit(law, pts, method=args.method, fixed=parse_fixed(args.fix), bootstrap=args.bootstrap,
                       holdout_largest=args.holdout_largest, seed=args.seed)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if args.plot:
+        write_figures(result, pts, args.plot)
     if args.json == "-":
         print(result.dumps())
         return 0
@@ -118,3 +140,17 @@ def run(args) -> int:
             raise UserError(f"--json {args.json}: cannot write ({e.strerror})") from None
     print(laws.render_table(result))
     return 0
+
+
+def write_figures(result, pts, out_dir: str) -> None:
+    """The split or test-time figures, written before the result is printed (a write error exits 2)."""
+    from pathlib import Path
+
+    from scaling.plots.allocation import write_split_figures, write_testtime_figures
+
+    write = write_split_figures if result.law == "split" else write_testtime_figures
+    try:
+        paths = write(result, pts, Path(out_dir))
+    except OSError as e:
+        raise UserError(f"--plot {out_dir}: cannot write ({e.strerror})") from None
+    print(f"figures: {', '.join(str(p) for p in paths)}", file=sys.stderr)
