@@ -115,11 +115,19 @@ class Checkpointer:
 @contextlib.contextmanager
 def _quiet_stderr_on_failure(settle_s: float = 0.5, max_wait_s: float = 10.0):
     """Hide the noise of a failed Orbax restore: its tensorstore reads still in flight complete after
-    the restore's event loop is closed, and each prints an `Event loop is closed` traceback to fd 2
-    from its own thread (some 200 lines per damaged checkpoint). On success, what was written is
-    passed through; on failure it is dropped once stderr has been quiet for `settle_s`."""
+    the restore's event loop is closed, and each reports an unraisable `Event loop is closed` error
+    from its own thread (some 200 lines per damaged checkpoint). On success, what was written to fd 2
+    is passed through; on failure it is dropped once stderr has been quiet for `settle_s`."""
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved_fd, saved_hook = os.dup(2), sys.unraisablehook
+    dropped = [0]
+
+    def drop_closed_loop(unraisable):
+        dropped[0] += 1
+        if not (isinstance(unraisable.exc_value, RuntimeError) and "Event loop is closed" in str(unraisable.exc_value)):
+            saved_hook(unraisable)
+
+    sys.unraisablehook = drop_closed_loop
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         failed = True
@@ -128,13 +136,14 @@ def _quiet_stderr_on_failure(settle_s: float = 0.5, max_wait_s: float = 10.0):
             failed = False
         finally:
             if failed:
-                deadline, size = time.time() + max_wait_s, -1
-                while time.time() < deadline and os.fstat(sink.fileno()).st_size != size:
-                    size = os.fstat(sink.fileno()).st_size
+                deadline, seen = time.time() + max_wait_s, None
+                while time.time() < deadline and (os.fstat(sink.fileno()).st_size, dropped[0]) != seen:
+                    seen = (os.fstat(sink.fileno()).st_size, dropped[0])
                     time.sleep(settle_s)
             sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            sys.unraisablehook = saved_hook
             if not failed:
                 sink.seek(0)
                 os.write(2, sink.read())
