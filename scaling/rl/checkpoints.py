@@ -15,7 +15,7 @@ from scaling.data import get_tokenizer
 from scaling.errors import UserError
 from scaling.model import build_model
 from scaling.parallel import make_mesh
-from scaling.train.checkpoint import Checkpointer, abstract_like
+from scaling.train.checkpoint import Checkpointer, abstract_like, quiet_stderr_on_failure
 from scaling.train.optim import make_optimizer
 from scaling.train.step import init_train_state
 
@@ -65,11 +65,19 @@ def load_policy(run_dir: str | Path, mesh_cfg: MeshConfig | None = None) -> Poli
     tx, _ = make_optimizer(optimizer, 2)
     graphdef, state, _ = init_train_state(model, tx, mesh)
     step = ckpt.steps()[-1]
+    abstract = abstract_like(state)
     try:
-        restored = ckpt.restore_state_only(step, abstract_like(state))
+        mismatch = ckpt.first_mismatch(step, abstract)
+        if mismatch:  # refused from the metadata: a failed restore would spill hundreds of lines
+            raise UserError(f"{run_dir}: its checkpoint at step {step} does not match the model of its config.yaml "
+                            f"({mismatch})")
+        with quiet_stderr_on_failure():
+            restored = ckpt.restore_state_only(step, abstract)
+    except UserError:
+        raise
     except Exception as e:  # noqa: BLE001 - Orbax raises many types; all mean "not this model's checkpoint"
-        raise UserError(f"{run_dir}: its checkpoint at step {step} does not match the model of its config.yaml "
-                        f"({_first_line(e)})") from None
+        raise UserError(f"{run_dir}: its checkpoint at step {step} cannot be restored for the model of its "
+                        f"config.yaml ({_first_line(e)})") from None
     finally:
         ckpt.close()
     return Policy(graphdef, restored["params"], restored["rest"], base.model, base, get_tokenizer(base.data),
