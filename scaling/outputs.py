@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 
 from scaling.errors import UserError
@@ -73,8 +74,11 @@ def _check_parent_writable(path: Path, flag: str) -> None:
         parent = parent.parent
     if not parent.is_dir():
         raise UserError(f"{flag} {path}: {parent} is a file, not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{flag} {path}: cannot write in {parent} (permission denied)")
+    try:  # access() says yes to root even on /proc or a read-only mount: try for real, leaving nothing
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise UserError(f"{flag} {path}: cannot write in {parent} ({e.strerror})") from None
 
 
 def check_output_file(path: str | Path, flag: str, reads: tuple[str | Path, ...] = ()) -> Path:

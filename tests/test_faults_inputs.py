@@ -161,6 +161,8 @@ def test_unwritable_or_invalid_output_paths_are_one_line(sweep_dir, run_dir, tmp
     refused(capsys, ["sweep", "submit", str(tmp_path / "sweep.yaml"), "--out", str(a_file / "sub")], "--out", *keep)
     refused(capsys, ["sweep", "export", str(sweep_dir), "--csv", str(tmp_path / "DIR")], "is a directory", *keep)
     refused(capsys, ["sweep", "export", str(sweep_dir), "--csv", str(a_file / "x.csv")], "not a directory", *keep)
+    refused(capsys, ["sweep", "export", str(sweep_dir), "--csv", "/proc/scaling-test.csv"], "cannot write in /proc",
+            *keep)
     refused(capsys, ["plot", str(tmp_path / "x.csv"), "--out", str(a_file)], "exists and is not a directory", *keep)
     refused(capsys, ["plot", str(tmp_path / "x.csv"), "--out", str(run_dir)], "is a run directory", *keep)
     refused(capsys, ["compare", str(sweep_dir), str(sweep_dir), "--out", str(a_file)], "not a directory", *keep)

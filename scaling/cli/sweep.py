@@ -65,6 +65,9 @@ def run_export(args) -> int:
         check_output_file(args.curves, "--curves", reads=(args.sweep_dir, args.csv))
         if Path(args.curves).absolute() == Path(args.csv).absolute():
             raise UserError(f"--curves {args.curves}: is also the --csv file; give two files")
-    n_runs, n_points = export_csv(args.sweep_dir, args.csv, args.curves)
+    try:
+        n_runs, n_points = export_csv(args.sweep_dir, args.csv, args.curves)
+    except OSError as e:
+        raise UserError(f"{e.filename}: cannot write ({e.strerror})") from None
     print(f"wrote {n_runs} runs to {args.csv}" + (f", {n_points} eval points to {args.curves}" if args.curves else ""))
     return 0

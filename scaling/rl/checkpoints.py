@@ -17,7 +17,7 @@ from scaling.data import get_tokenizer
 from scaling.errors import UserError
 from scaling.model import build_model
 from scaling.parallel import make_mesh
-from scaling.train.checkpoint import Checkpointer, abstract_like
+from scaling.train.checkpoint import Checkpointer, abstract_like, quiet_stderr_on_failure
 
 
 @dataclass
@@ -69,12 +69,19 @@ def load_policy(run_dir: str | Path, mesh_cfg: MeshConfig | None = None) -> Poli
     # left on disk. "rest" is the checkpoint's (train/step.py's) key for the non-trainable variables.
     target = {"params": abstract_like(params), "rest": abstract_like(non_trainable)}
     try:
-        restored = ckpt.manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
-            item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-            partial_restore=True)))["state"]
+        mismatch = ckpt.first_mismatch(step, target)
+        if mismatch:  # refused from the metadata: a failed restore would spill hundreds of lines
+            raise UserError(f"{run_dir}: its checkpoint at step {step} does not match the model of its config.yaml "
+                            f"({mismatch})")
+        with quiet_stderr_on_failure():
+            restored = ckpt.manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+                item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+                partial_restore=True)))["state"]
+    except UserError:
+        raise
     except Exception as e:  # noqa: BLE001 - Orbax raises many types; all mean "not this model's checkpoint"
-        raise UserError(f"{run_dir}: its checkpoint at step {step} does not match the model of its config.yaml "
-                        f"({_first_line(e)})") from None
+        raise UserError(f"{run_dir}: its checkpoint at step {step} cannot be restored for the model of its "
+                        f"config.yaml ({_first_line(e)})") from None
     finally:
         ckpt.close()
     return Policy(graphdef, restored["params"], restored["rest"], base.model, base, get_tokenizer(base.data),

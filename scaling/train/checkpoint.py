@@ -27,6 +27,18 @@ import orbax.checkpoint as ocp
 log = logging.getLogger(__name__)
 
 
+class _DropReadOnlyNotices(logging.Filter):
+    """Orbax warns that a read-only manager is read-only (two lines before every RL start, eval, or
+    one-line error): we asked for exactly that, so the notice is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "read_only=True, setting save_interval_steps" not in message and "directory is read only" not in message
+
+
+logging.getLogger("absl").addFilter(_DropReadOnlyNotices())
+
+
 class Checkpointer:
     def __init__(self, directory: str | Path, keep: int = 2, keep_steps: list[int] | None = None,
                  async_save: bool = True, read_only: bool = False):
@@ -64,6 +76,27 @@ class Checkpointer:
         restored = self.manager.restore(step, args=ocp.args.Composite(**items))
         return restored["state"], restored["meta"]
 
+    def first_mismatch(self, step: int, abstract_state: Any) -> str | None:
+        """The first array whose stored shape differs from `abstract_state`'s (a config edited after
+        training), read from the checkpoint's metadata without restoring anything; None if all match."""
+        absl_log, level = logging.getLogger("absl"), logging.getLogger("absl").level
+        absl_log.setLevel(logging.ERROR)  # reading an item's metadata alone warns that the step's is not there
+        try:
+            with ocp.StandardCheckpointer() as reader:
+                stored = reader.metadata(self.directory / str(step) / "state")
+        except Exception:  # noqa: BLE001 - unreadable metadata: the restore itself will say why
+            return None
+        finally:
+            absl_log.setLevel(level)
+        tree = getattr(getattr(stored, "item_metadata", stored), "tree", stored)
+        shapes = {leaf.name: tuple(leaf.shape) for leaf in jax.tree.leaves(tree)
+                  if hasattr(leaf, "name") and hasattr(leaf, "shape")}
+        for path, leaf in jax.tree_util.tree_leaves_with_path(abstract_state):
+            name = ".".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
+            if name in shapes and shapes[name] != tuple(leaf.shape):
+                return f"{name} is {shapes[name]} in the checkpoint but {tuple(leaf.shape)} for the config"
+        return None
+
     def restore_latest(self, abstract_state: Any, data_iter: grain.DatasetIterator | None):
         """(state, meta) of the newest readable checkpoint, or None if there is none.
 
@@ -75,7 +108,7 @@ class Checkpointer:
         steps = self.steps()
         for step in reversed(steps):
             try:
-                with _quiet_stderr_on_failure():
+                with quiet_stderr_on_failure():
                     return self.restore(step, abstract_state, data_iter)
             except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is skipped, not fatal
                 if data_iter is not None:
@@ -113,13 +146,21 @@ class Checkpointer:
 
 
 @contextlib.contextmanager
-def _quiet_stderr_on_failure(settle_s: float = 0.5, max_wait_s: float = 10.0):
+def quiet_stderr_on_failure(settle_s: float = 0.5, max_wait_s: float = 10.0):
     """Hide the noise of a failed Orbax restore: its tensorstore reads still in flight complete after
-    the restore's event loop is closed, and each prints an `Event loop is closed` traceback to fd 2
-    from its own thread (some 200 lines per damaged checkpoint). On success, what was written is
-    passed through; on failure it is dropped once stderr has been quiet for `settle_s`."""
+    the restore's event loop is closed, and each reports an unraisable `Event loop is closed` error
+    from its own thread (some 200 lines per damaged checkpoint). On success, what was written to fd 2
+    is passed through; on failure it is dropped once stderr has been quiet for `settle_s`."""
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved_fd, saved_hook = os.dup(2), sys.unraisablehook
+    dropped = [0]
+
+    def drop_closed_loop(unraisable):
+        dropped[0] += 1
+        if not (isinstance(unraisable.exc_value, RuntimeError) and "Event loop is closed" in str(unraisable.exc_value)):
+            saved_hook(unraisable)
+
+    sys.unraisablehook = drop_closed_loop
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         failed = True
@@ -128,13 +169,14 @@ def _quiet_stderr_on_failure(settle_s: float = 0.5, max_wait_s: float = 10.0):
             failed = False
         finally:
             if failed:
-                deadline, size = time.time() + max_wait_s, -1
-                while time.time() < deadline and os.fstat(sink.fileno()).st_size != size:
-                    size = os.fstat(sink.fileno()).st_size
+                deadline, seen = time.time() + max_wait_s, None
+                while time.time() < deadline and (os.fstat(sink.fileno()).st_size, dropped[0]) != seen:
+                    seen = (os.fstat(sink.fileno()).st_size, dropped[0])
                     time.sleep(settle_s)
             sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            sys.unraisablehook = saved_hook
             if not failed:
                 sink.seek(0)
                 os.write(2, sink.read())
