@@ -173,6 +173,9 @@ def invert_sigmoid(R0, A, B, C_mid, y) -> np.ndarray:
     return np.where(y >= A, np.inf, np.where(y <= R0, 0.0, inside))
 
 
+FLAT_SLOPE = 1e-9  # accuracy per decade; see equivalent()
+
+
 def equivalent(law: LawFit, accuracy: float, spent: float, c_range: tuple[float, float]) -> Gain:
     """Pretraining compute the fitted curve needs for `accuracy`, and the gain c_eq / spent."""
     gain = Gain(run_id="", step=0, final=False, accuracy=accuracy, spent=spent, law=law.law, status=UNDEFINED)
@@ -181,7 +184,9 @@ def equivalent(law: LawFit, accuracy: float, spent: float, c_range: tuple[float,
         return gain
     p, s = law.result.params, law.result.samples
     if law.law == "loglinear":
-        if not p["b"] > 0:
+        # A flat line fitted in floating point can come out at b = ±1e-17 depending on the BLAS:
+        # anything below a billionth of accuracy per decade is flat, not a slope to invert.
+        if not p["b"] > FLAT_SLOPE:
             gain.reason = f"pretraining slope not > 0 ({p['b'] + 0.0:.3g} accuracy per decade)"
             return gain
         c_eq = float(invert_loglinear(p["a"], p["b"], accuracy))
