@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
+from pathlib import Path
 
 from scaling.errors import RunFailed, UserError
 
@@ -36,7 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+_library_format = warnings.formatwarning
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """The lab's own warnings read as the CLI's other messages ("warning: ..."), without the Python
+    source line a UserWarning prints by default; other libraries' warnings keep their usual form."""
+    if str(Path(filename).resolve()).startswith(_PACKAGE_DIR):
+        return f"warning: {message}\n"
+    return _library_format(message, category, filename, lineno, line)
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _one_line_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
