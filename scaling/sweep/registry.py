@@ -17,8 +17,6 @@ from typing import Any, Callable, Iterable
 
 from scaling.errors import UserError
 
-STATUSES = ("pending", "running", "done", "failed", "diverged")
-
 # (column, SQL type) in table order. The first block is the contract; the rest are this module's own.
 RUN_COLUMNS: list[tuple[str, str]] = [
     ("run_id", "TEXT PRIMARY KEY"), ("kind", "TEXT"), ("status", "TEXT"), ("model", "TEXT"), ("run_dir", "TEXT"),

@@ -8,8 +8,6 @@ from scaling.sweep.plan import PlannedRun
 from scaling.sweep.progress import Progress
 from scaling.sweep.registry import Registry
 
-FINAL = ("done", "failed", "diverged")
-
 
 def run_all(runs: list[PlannedRun], statuses: dict[str, str], executor, registry: Registry,
             make_task: Callable[[PlannedRun], RunTask], progress: Progress) -> dict[str, str]:

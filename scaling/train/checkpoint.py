@@ -64,11 +64,6 @@ class Checkpointer:
             items["data_iter"] = grain.checkpoint.CheckpointSave(data_iter)
         self.manager.save(step, args=ocp.args.Composite(**items))
 
-    def restore_state_only(self, step: int, abstract_state: Any) -> Any:
-        """Just the train state of a checkpoint (e.g. to start RL from a pretraining run)."""
-        restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
-        return restored["state"]
-
     def restore(self, step: int, abstract_state: Any, data_iter: grain.DatasetIterator | None):
         items = {"state": ocp.args.StandardRestore(abstract_state), "meta": ocp.args.JsonRestore()}
         if data_iter is not None:
@@ -136,9 +131,6 @@ class Checkpointer:
             target, n = aside / f"{step}.{n}", n + 1
         os.replace(self.directory / str(step), target)
         self.manager.reload()
-
-    def wait(self) -> None:
-        self.manager.wait_until_finished()
 
     def close(self) -> None:
         self.manager.wait_until_finished()
