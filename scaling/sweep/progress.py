@@ -40,7 +40,7 @@ class Progress:
         """Remaining FLOPs at the FLOP rate of the runs finished this session, spread over the slots."""
         if not self._flops_done:
             return None
-        remaining = sum(r.flops_full * r.trained_steps / r.steps for i, r in self.runs.items()
+        remaining = sum(r.flops_to_train for i, r in self.runs.items()
                         if self.statuses.get(i) in ("pending", "running"))
         return remaining * self._seconds_done / self._flops_done / self.capacity
 
@@ -58,8 +58,10 @@ class Progress:
         began = self.running.pop(run.run_id, None)
         if began is not None and status == "done":
             self._seconds_done += time.time() - began
-            self._flops_done += run.flops_full * run.trained_steps / run.steps
+            self._flops_done += run.flops_to_train
         detail = f"loss {row['loss']:.4f}" if row and row.get("loss") is not None else ""
+        if not detail and row and row.get("accuracy") is not None:  # an RL run
+            detail = f"pass@1 {row['accuracy']:.3f}"
         if status != "done" and row and row.get("error"):
             detail = row["error"]
         if self._live:
