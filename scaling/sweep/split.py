@@ -45,6 +45,8 @@ from scaling.sweep.plan import Plan, PlannedRun, set_dotted, short_number
 from scaling.sweep.rlvr import OWNED_KEYS, RLPlannedRun
 from scaling.sweep.spec import SweepSpecBase, check_grid_values, find_file
 
+ROUNDING_WARN = 0.05  # a pretraining run this far from its (1 - f)·C at whole steps is worth a warning
+
 
 class RLRecipe(StrictModel):
     base: str | dict[str, Any] = Field(..., description="RL YAML path or an RLConfig mapping")
@@ -84,10 +86,10 @@ class SplitSweepSpec(SweepSpecBase):
         if not v or len(set(v)) != len(v):
             raise ValueError("must be a non-empty list of distinct shares")
         if any(f >= 1 for f in v):
-            raise ValueError(f"{max(v):g}: a share of 1 (or more) leaves no pretraining compute and no model to "
-                             "start RL from; list shares in [0, 1)")
+            raise ValueError(f"a share of {max(v):g} leaves no pretraining compute and no model to start RL from; "
+                             "list shares in [0, 1)")
         if any(f < 0 for f in v):
-            raise ValueError(f"{min(v):g}: shares are fractions in [0, 1)")
+            raise ValueError(f"the shares are fractions in [0, 1), got {min(v):g}")
         return v
 
     @model_validator(mode="after")
@@ -178,7 +180,8 @@ def _pretraining(spec: SplitSweepSpec, path: Path | None) -> dict[tuple, Planned
                 out[(seed, budget)] = _cell(spec, data, label, counts, budget / per_token, budget, per_token,
                                             "split", where, {})
             except UserError as e:
-                raise UserError(f"total_budgets x rl_shares: pretraining budget (1 - f)·C: {e}") from None
+                why = str(e).removeprefix("budgets: ")
+                raise UserError(f"total_budgets x rl_shares: the pretraining budget (1 - f)·C = {why}") from None
     return out
 
 
@@ -235,6 +238,11 @@ def expand_split(spec: SplitSweepSpec, path: Path | None) -> Plan:
                 runs.setdefault(pre.run_id, pre)  # a pretraining run shared by pipelines is planned once
                 rl_runs.append(_rl_run(spec, path, rl_data, pre, C, f, seed, checked))
     pre_runs = sorted(runs.values(), key=lambda r: (r.budget, r.seed))
+    # Whole optimizer steps: a pretraining run spends its budget to within half a step of tokens.
+    off = [r for r in pre_runs if abs(r.flops_full / r.budget - 1) > ROUNDING_WARN]
+    warnings = [f"{len(off)} pretraining runs miss their (1 - f)·C by more than {ROUNDING_WARN:.0%} at whole steps "
+                f"(e.g. {off[0].name}: {off[0].flops_full:.3g} FLOPs for {off[0].budget:.3g}); `scaling fit split` "
+                "uses the FLOPs as run, but a smaller train.batch_size keeps shares nearer the grid"] if off else []
     pipelines = len(rl_runs)
     evals = sum(r.share == 0 for r in rl_runs)
     note = (f"split: {pipelines} pipelines ({len(spec.total_budgets)} budgets x {len(spec.rl_shares)} shares"
@@ -242,5 +250,5 @@ def expand_split(spec: SplitSweepSpec, path: Path | None) -> Plan:
             f"{len(pre_runs)} pretraining runs ({pipelines - len(pre_runs)} pipelines reuse another's), {pipelines - evals} RL runs, "
             f"{evals} eval-only runs at f=0; sizes by "
             + (f"D/N nearest {spec.tokens_per_param:g}" if spec.tokens_per_param else f"the one model {pre_runs[0].model}"))
-    return Plan(pre_runs + rl_runs, notes=[note])
+    return Plan(pre_runs + rl_runs, warnings=warnings, notes=[note])
 
