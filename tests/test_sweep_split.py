@@ -108,6 +108,13 @@ def test_bundled_split_sweeps_plan(name, capsys):
     assert "pipelines" in capsys.readouterr().out
 
 
+def test_fit_split_refuses_a_sweep_directory_that_records_no_split(tmp_path, capsys):
+    registry = Registry(tmp_path / "registry.sqlite")
+    registry.init()  # a pretraining or RL sweep's registry: no row carries a pipeline's share
+    assert main(["fit", "split", str(tmp_path)]) == 2
+    assert "not a split sweep" in capsys.readouterr().err
+
+
 # ---- one tiny split sweep, end to end ----------------------------------------------------------------
 
 def env() -> dict[str, str]:
