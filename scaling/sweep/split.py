@@ -18,8 +18,8 @@ nearest tokens_per_param in log (Chinchilla's ~20). A ladder of one model is a f
 rule may be left out.
 
 Every pipeline (C, f) is one pretraining run plus one run of kind rlvr started from it: the runs are
-ordinary registry rows and run directories. Pipelines whose pretraining budgets coincide (f·C differs,
-(1 - f)·C does not) share one pretraining run: same config, same run id, trained once. RL runs have
+ordinary registry rows and run directories. Pipelines with one pretraining budget (1 - f)·C, such as
+(C, 0.5) and (C/2, 0), share one pretraining run: same config, same run id, trained once. RL runs have
 budget.flops = f·C (the loop stops once its cumulative full-convention FLOPs reach it, so it overshoots
 by less than one step); a share whose f·C is below one full-length RL step is refused. f = 0 is an
 eval-only RL run (budget.steps = 0): the pretrained model scored by the RL recipe's own evaluation
@@ -243,12 +243,11 @@ def expand_split(spec: SplitSweepSpec, path: Path | None) -> Plan:
     warnings = [f"{len(off)} pretraining runs miss their (1 - f)·C by more than {ROUNDING_WARN:.0%} at whole steps "
                 f"(e.g. {off[0].name}: {off[0].flops_full:.3g} FLOPs for {off[0].budget:.3g}); `scaling fit split` "
                 "uses the FLOPs as run, but a smaller train.batch_size keeps shares nearer the grid"] if off else []
-    pipelines = len(rl_runs)
-    evals = sum(r.share == 0 for r in rl_runs)
-    note = (f"split: {pipelines} pipelines ({len(spec.total_budgets)} budgets x {len(spec.rl_shares)} shares"
-            + (f" x {len(spec.seeds)} seeds" if spec.seeds and len(spec.seeds) > 1 else "") + f"): "
-            f"{len(pre_runs)} pretraining runs ({pipelines - len(pre_runs)} pipelines reuse another's), {pipelines - evals} RL runs, "
-            f"{evals} eval-only runs at f=0; sizes by "
-            + (f"D/N nearest {spec.tokens_per_param:g}" if spec.tokens_per_param else f"the one model {pre_runs[0].model}"))
+    pipelines, evals = len(rl_runs), sum(r.share == 0 for r in rl_runs)
+    seeds = f" x {len(spec.seeds)} seeds" if spec.seeds and len(spec.seeds) > 1 else ""
+    rule = f"D/N nearest {spec.tokens_per_param:g}" if spec.tokens_per_param else f"the one model {pre_runs[0].model}"
+    note = (f"split: {pipelines} pipelines ({len(spec.total_budgets)} budgets x {len(spec.rl_shares)} shares{seeds}): "
+            f"{len(pre_runs)} pretraining runs ({pipelines - len(pre_runs)} pipelines reuse another's), "
+            f"{pipelines - evals} RL runs, {evals} eval-only runs at f=0; sizes by {rule}")
     return Plan(pre_runs + rl_runs, warnings=warnings, notes=[note])
 
