@@ -73,3 +73,45 @@ def test_dry_run_prints_the_grid_and_writes_nothing(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "6 runs" in printed and "t2-D2.56e3-" in printed
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_registry_from_before_operational_settings_left_run_ids_is_refused_with_why(tmp_path, capsys):
+    import sqlite3
+
+    from scaling.sweep.registry import Registry
+
+    path = tmp_path / "a.yaml"
+    path.write_text(yaml.safe_dump(GOOD))
+    out = tmp_path / "sweep"
+    with claimed(out, resolved_spec(load_sweep(path), path), str(path)):
+        pass
+    registry = Registry(out / "registry.sqlite")
+    registry.init()
+    registry.add_planned([{"run_id": "0123456789ab", "name": "t0-D1.28e3-0123456789ab", "status": "done"}])
+    with sqlite3.connect(out / "registry.sqlite") as conn:  # as the earlier version left it
+        conn.execute("PRAGMA user_version = 0")
+    files = lambda: {p.name: p.read_bytes() for p in out.iterdir() if not p.name.endswith(("-shm", "-wal"))}  # noqa: E731
+    before, rows = files(), registry.runs()  # (SQLite's shared-memory index is its own business)
+    assert main(["sweep", "submit", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "written by an earlier version of scaling" in err, err
+    assert files() == before and registry.runs() == rows
+
+
+def test_run_ids_hash_what_changes_results_not_how_a_run_is_run():
+    from scaling.config.run import run_config_from_dict
+    from scaling.sweep.plan import run_id_of
+
+    base = {"model": MODELS[0], "train": {"tokens": 1280, **BASE["train"]}}
+    same = run_id_of(run_config_from_dict(base))
+
+    def with_(section, **fields):
+        return run_id_of(run_config_from_dict({**base, section: {**base.get(section, {}), **fields}}))
+
+    for section, fields in [("train", {"tensorboard": False}), ("train", {"progress": False}),
+                            ("train", {"log_every": 3, "checkpoint_every": 7, "keep_checkpoints": 5}),
+                            ("mesh", {"data": 2, "fsdp": 4}), ("data", {"cache_dir": "/elsewhere"})]:
+        assert with_(section, **fields) == same, (section, fields)
+    for section, fields in [("train", {"seed": 1}), ("optimizer", {"lr": 1e-3}), ("train", {"tokens": 2560}),
+                            ("train", {"eval_batches": 3}), ("data", {"shuffle_seed": 1})]:
+        assert with_(section, **fields) != same, (section, fields)

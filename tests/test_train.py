@@ -52,7 +52,7 @@ def unigram_entropy_nats(cfg: dict) -> float:
 
 
 def test_tiny_model_on_synthetic_math_learns_well_below_unigram_entropy(tmp_path):
-    cfg = tiny_config(tokens=16 * 64 * 300, eval_every=100, checkpoint_every=300, tensorboard=True)
+    cfg = tiny_config(tokens=16 * 64 * 300, eval_every=100, checkpoint_every=300)  # TensorBoard is on by default
     summary = run_training(run_config_from_dict(cfg), tmp_path / "run")
     assert any((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     entropy = unigram_entropy_nats(cfg)
@@ -68,9 +68,10 @@ def test_tiny_model_on_synthetic_math_learns_well_below_unigram_entropy(tmp_path
     assert summary["flops_full"] > summary["flops_6n"] > 0
 
 
-def _train_subprocess(config: Path, out: Path) -> subprocess.Popen:
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    return subprocess.Popen([sys.executable, "-m", "scaling", "train", str(config), "--out", str(out), "--quiet"],
+def _train_subprocess(config: Path, out: Path, devices: int = 1, extra: tuple = ()) -> subprocess.Popen:
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    return subprocess.Popen([sys.executable, "-m", "scaling", "train", str(config), "--out", str(out), "--quiet",
+                             *extra],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -110,33 +111,72 @@ def test_schedules_warm_up_then_hold_or_decay_to_the_final_rate():
     assert wsd[:3] == [1.0, 1.0, 1.0] and wsd[3] == pytest.approx(0.55) and wsd[4] == pytest.approx(0.1)
 
 
-def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
-    config = write_config(tmp_path / "run.yaml", tiny_config(tokens=16 * 64 * 80, checkpoint_every=10, log_every=5))
-    straight = _train_subprocess(config, tmp_path / "straight")
-    assert straight.wait(timeout=600) == 0, straight.stderr.read()
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """One uninterrupted run, the reference for the kill-and-resume tests below."""
+    root = tmp_path_factory.mktemp("straight")
+    config = write_config(root / "run.yaml", tiny_config(tokens=16 * 64 * 80, checkpoint_every=10, log_every=5))
+    proc = _train_subprocess(config, root / "straight")
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    return config, root / "straight"
 
-    victim = _train_subprocess(config, tmp_path / "killed")
-    ckpts = tmp_path / "killed" / "checkpoints"
+
+def _kill_after_checkpoint(config: Path, out: Path, step: int) -> float:
+    """Start a run, SIGKILL it once a checkpoint at `step` or later exists; returns the time of the kill."""
+    victim = _train_subprocess(config, out)
+    ckpts = out / "checkpoints"
     deadline = time.time() + 300
-    while time.time() < deadline and not (ckpts.is_dir() and any(p.name.isdigit() and int(p.name) >= 30 for p in ckpts.iterdir())):
+    while time.time() < deadline and not (ckpts.is_dir() and any(p.name.isdigit() and int(p.name) >= step
+                                                                 for p in ckpts.iterdir())):
         time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    partial = metrics(tmp_path / "killed")
+    killed_at = time.time()
+    partial = metrics(out)
     assert partial and partial[-1]["step"] < 80  # really killed mid-run
+    return killed_at
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(straight, tmp_path):
+    config, straight_dir = straight
+    _kill_after_checkpoint(config, tmp_path / "killed", 30)
     resumed = _train_subprocess(config, tmp_path / "killed")
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
 
-    a, b = metrics(tmp_path / "straight"), metrics(tmp_path / "killed")
+    a, b = metrics(straight_dir), metrics(tmp_path / "killed")
     assert [r["step"] for r in a] == [r["step"] for r in b]
     for ra, rb in zip(a, b):
         for key in ("loss", "grad_norm", "lr", "tokens", "flops_6n"):
             assert ra[key] == rb[key], (ra["step"], key)
         if "eval_loss" in ra:
             assert ra["eval_loss"] == rb["eval_loss"]
-    sa = json.loads((tmp_path / "straight" / "summary.json").read_text())
+    sa = json.loads((straight_dir / "summary.json").read_text())
     sb = json.loads((tmp_path / "killed" / "summary.json").read_text())
     assert sa["loss"] == sb["loss"] and sa["eval_loss"] == sb["eval_loss"]
+
+
+def test_resume_with_tensorboard_off_and_another_mesh_is_the_same_run(straight, tmp_path):
+    """How a run is run (TensorBoard, the mesh) is not its identity: turning TensorBoard off and moving
+    from 1 device to 2 between a SIGKILL and the rerun resumes the same run from its checkpoint."""
+    from scaling.sweep.plan import run_id_of
+
+    config, straight_dir = straight
+    out = tmp_path / "killed"
+    killed_at = _kill_after_checkpoint(config, out, 30)
+    changed = ["--set", "mesh.devices=2", "--set", "train.tensorboard=false"]
+    resumed = _train_subprocess(config, out, devices=2, extra=changed)
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+
+    recorded = yaml.safe_load((out / "config.yaml").read_text())
+    assert recorded["mesh"]["devices"] == 2 and recorded["train"]["tensorboard"] is False  # recorded, not hashed
+    assert run_id_of(run_config_from_dict(recorded)) == run_id_of(run_config_from_dict(yaml.safe_load(config.read_text())))
+    rows = metrics(out)
+    assert rows[0]["time"] < killed_at < rows[-1]["time"]  # rows up to the checkpoint kept: resumed, not restarted
+    assert any((out / "tensorboard").glob("events.out.tfevents.*"))  # written before the kill: on by default
+    a, b = json.loads((straight_dir / "summary.json").read_text()), json.loads((out / "summary.json").read_text())
+    # bfloat16, and 50 steps reduced in another order on 2 devices: the same curve up to rounding.
+    assert b["step"] == a["step"] and b["loss"] == pytest.approx(a["loss"], rel=1e-3)
+    assert b["eval_loss"] == pytest.approx(a["eval_loss"], rel=1e-3)
 
 
 @pytest.mark.parametrize("mesh", [{"fsdp": 8}, {"data": 2, "tensor": 2, "fsdp": 2}], ids=["fsdp8", "data2-tensor2-fsdp2"])

@@ -88,6 +88,7 @@ class RLConfig(StrictModel):
     checkpoint_every: int = Field(20, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     progress: bool = True
+    tensorboard: bool = True  # events in RUN_DIR/tensorboard (`tensorboard --logdir` a run or a sweep)
     init_run: str | None = Field(None, description="pretraining run directory (or given as --init)")
 
 

@@ -69,7 +69,7 @@ class TrainConfig(StrictModel):
     keep_steps: list[int] = Field(default_factory=list)
     fork_from: ForkFrom | None = None
     diverge_loss: float = Field(20.0, gt=0, description="stop as diverged when train loss exceeds this")
-    tensorboard: bool = False
+    tensorboard: bool = True  # events in RUN_DIR/tensorboard (`tensorboard --logdir` a run or a sweep)
     progress: bool = True
 
     @model_validator(mode="after")

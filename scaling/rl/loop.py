@@ -66,7 +66,8 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
     if found is not None:
         state, meta = found
     start = int(meta["step"])
-    log = MetricsLog(run_dir, start if found is not None else -1)  # no checkpoint: drop a killed try's step-0 row
+    # No checkpoint: drop a killed try's step-0 row.
+    log = MetricsLog(run_dir, start if found is not None else -1, tensorboard=cfg.tensorboard)
     progress = Progress(total_steps, start, enabled=cfg.progress and not quiet, label=f"rl {task.name}")
     eval_settings = EvalSettings.of(cfg)
     eval_problems = task.eval_problems(cfg.eval.problems)

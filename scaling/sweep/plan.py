@@ -1,27 +1,23 @@
 """A planned run: one fully resolved run config plus what the registry and the scheduler need.
 
-Run identity: the id is 12 hex characters of the sha256 of the canonical resolved config, so the
-same sweep file always yields the same ids and a run is never trained twice under two names.
+Run identity (scaling/config/identity.py): the id is 12 hex characters of the sha256 of the canonical
+resolved config less its operational settings, so the same sweep file always yields the same ids and a
+run is never trained twice under two names.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from scaling.config.base import set_dotted  # noqa: F401 - re-exported for the sweep kinds
+from scaling.config.identity import canonical_json, run_id
 from scaling.config.run import RunConfig
 from scaling.model.accounting import ModelCounts
 from scaling.outputs import check_path_component
 
 
-def canonical_json(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
-
-
 def run_id_of(cfg: RunConfig) -> str:
-    return hashlib.sha256(canonical_json(cfg.model_dump(mode="json")).encode()).hexdigest()[:12]
+    return run_id(cfg.model_dump(mode="json"))
 
 
 def short_number(x: float) -> str:

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from scaling.config.identity import ID_SCHEME
 from scaling.errors import UserError
 
 # (column, SQL type) in table order. The first block is the contract; the rest are this module's own.
@@ -111,10 +112,17 @@ class Registry:
             for column, sql_type in RUN_COLUMNS:  # a registry written by an older version gains new columns
                 if column not in present:
                     conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {sql_type}")
+            if not conn.execute("SELECT 1 FROM runs LIMIT 1").fetchone():  # new: its ids follow today's rule
+                conn.execute(f"PRAGMA user_version = {ID_SCHEME}")
 
         # WAL must be switched on outside a transaction; it then sticks to the database file.
         self.read(lambda conn: conn.execute("PRAGMA journal_mode = WAL").fetchone())
         self.write(create)
+
+    def id_scheme(self) -> int:
+        """Which run-id rule its rows follow (config/identity.py ID_SCHEME; 0 = before ids left out
+        operational settings)."""
+        return self.read(lambda conn: conn.execute("PRAGMA user_version").fetchone()[0])
 
     # -- rows ----------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from scaling.config.identity import ID_SCHEME
 from scaling.errors import RunFailed, UserError
 from scaling.sweep.executors import make_executor
 from scaling.sweep.executors.task import RunTask
@@ -80,6 +81,10 @@ def _refuse_foreign_rows(registry: Registry, plan: Plan, sweep_dir: Path) -> Non
     or field was added since), so continuing would train a second copy of the grid beside the first."""
     planned = {r.run_id for r in plan.runs}
     foreign = [row["name"] for row in registry.runs() if row["run_id"] not in planned]
+    if foreign and registry.id_scheme() < ID_SCHEME:
+        raise UserError(f"--out {sweep_dir}: its registry was written by an earlier version of scaling, whose run "
+                        "ids also hashed operational settings (progress, cadence, mesh); its runs and fits stay "
+                        "readable, but to train more submit to a new --out")
     if foreign:
         raise UserError(f"--out {sweep_dir}: its registry holds {len(foreign)} runs this sweep no longer expands to "
                         f"(e.g. {foreign[0]}): the resolved run configs changed since it was submitted (a config "

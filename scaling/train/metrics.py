@@ -1,15 +1,15 @@
-"""Metrics: metrics.jsonl (one JSON object per logged step), optional TensorBoard, terminal progress,
-and the device peak FLOP/s used for MFU (dense bf16 peaks, never the 2:4-sparse ones)."""
+"""Metrics: metrics.jsonl (one JSON object per logged step, wall-clock stamped), TensorBoard events (on by
+default), terminal progress, and the device peak FLOP/s used for MFU (dense bf16 peaks, never the 2:4-sparse ones)."""
 from __future__ import annotations
 
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 import jax
 
-from scaling.errors import UserError
 
 # Dense bf16 tensor-core peaks in FLOP/s, by a substring of jax's device_kind.
 DENSE_BF16_PEAK = {
@@ -55,10 +55,8 @@ class MetricsLog:
         self.file = self.path.open("a")
         self.tb = None
         if tensorboard:
-            try:
-                from tensorboardX import SummaryWriter
-            except ImportError:
-                raise UserError("train.tensorboard: needs the tensorboardX package (pip install tensorboardX)") from None
+            from tensorboardX import SummaryWriter  # a dependency: runs write TensorBoard events by default
+
             self.tb = SummaryWriter(str(run_dir / "tensorboard"))
 
     def _truncate_after(self, step: int) -> None:
@@ -75,12 +73,13 @@ class MetricsLog:
         self.path.write_text("".join(k + "\n" for k in kept))
 
     def write(self, record: dict) -> None:
+        record = {**record, "time": round(time.time(), 3)}  # wall clock (unix s), as trackers stamp records
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
         self.file.write(json.dumps(clean) + "\n")
         self.file.flush()
         if self.tb is not None:
             for key, value in record.items():
-                if isinstance(value, (int, float)) and key != "step" and value is not None:
+                if isinstance(value, (int, float)) and key not in ("step", "time") and value is not None:
                     self.tb.add_scalar(key, value, record["step"])
 
     def close(self) -> None:

@@ -1,8 +1,10 @@
 """The run directory contract: config.yaml (resolved), metrics.jsonl, summary.json, checkpoints/.
 
 Re-running the same command on the same directory resumes it; a directory that holds a *different*
-config is refused (nothing is overwritten), because mixing two runs' checkpoints would be silent
-corruption of a scaling study. Its writer holds an flock on RUN_DIR/.lock for as long as it runs.
+run is refused (nothing is overwritten), because mixing two runs' checkpoints would be silent
+corruption of a scaling study. "Different" is judged on the run's identity (config/identity.py):
+a resume with other operational settings (TensorBoard, cadence, mesh) continues the same run and
+config.yaml records the settings it now runs with. Its writer holds an flock on RUN_DIR/.lock for as long as it runs.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Callable
 
 import yaml
 
+from scaling.config.identity import identity
 from scaling.errors import UserError
 from scaling.files import first_difference, write_atomic
 from scaling.locks import DirectoryLock
@@ -37,12 +40,13 @@ def claim_run_dir(run_dir: Path, cfg) -> bool:
         if key not in _HELD:  # a process may claim again what it holds (a resume in the same process)
             _HELD[key] = DirectoryLock(run_dir, LOCK_FILE, busy=f"--out {run_dir}: another process is writing "
                                        "this run directory").acquire()
-        if _check_claim(run_dir, resolved):  # checked again under the lock: two first runs may race
+        held = _check_claim(run_dir, resolved)  # checked again under the lock: two first runs may race
+        if held and _read_config(run_dir) == resolved:
             return True
         write_atomic(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     except OSError as e:
         raise UserError(f"--out {run_dir}: cannot write the run directory ({e.strerror or e})") from None
-    return False
+    return held
 
 
 def _check_claim(run_dir: Path, resolved: dict) -> bool:
@@ -51,12 +55,9 @@ def _check_claim(run_dir: Path, resolved: dict) -> bool:
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out {run_dir}: exists and is not a directory")
     if path.exists():
-        try:
-            existing = yaml.safe_load(path.read_text())
-        except (yaml.YAMLError, UnicodeDecodeError, OSError):
-            raise UserError(f"--out {run_dir}: its config.yaml is unreadable; use another directory") from None
-        if existing != resolved:
-            diff = first_difference(existing, resolved)
+        existing = identity(_read_config(run_dir))
+        if existing != identity(resolved):
+            diff = first_difference(existing, identity(resolved))
             raise UserError(f"--out {run_dir}: holds a different run (config differs at {diff}); "
                             "use another directory")
         return True
@@ -64,6 +65,16 @@ def _check_claim(run_dir: Path, resolved: dict) -> bool:
         raise UserError(f"--out {run_dir}: is not empty and holds no run config; use another directory")
     check_writable_dir(run_dir, "--out")
     return False
+
+
+def _read_config(run_dir: Path) -> dict:
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        config = None
+    if not isinstance(config, dict):
+        raise UserError(f"--out {run_dir}: its config.yaml is unreadable; use another directory")
+    return config
 
 
 def holds_run_dir_locks(fn: Callable) -> Callable:

@@ -1,0 +1,46 @@
+"""Run identity: what changes a run's results is hashed into its id; how it is run is recorded, not hashed.
+
+A run's id (and the check that a run directory holds "the same run" on resume) covers the model, data,
+optimizer, budget, seed and numerics. Progress display, TensorBoard, logging and checkpoint cadence,
+the data cache location and the mesh shape change no number a run produces (a different mesh only
+reorders float reductions), so turning on TensorBoard or resuming on another device count resumes the
+same run: the run directory's config.yaml then records the new settings.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+# Dotted paths into a resolved run config (pretraining RunConfig or RLConfig, as dumped to JSON).
+OPERATIONAL: tuple[str, ...] = (
+    "mesh", "data.cache_dir",
+    "train.log_every", "train.checkpoint_every", "train.keep_checkpoints", "train.keep_steps",
+    "train.tensorboard", "train.progress",
+    "log_every", "checkpoint_every", "keep_checkpoints", "tensorboard", "progress",  # RL configs
+)
+# Registries whose run ids follow this rule carry it as SQLite's user_version (0: hashed everything).
+ID_SCHEME = 1
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def identity(config: dict) -> dict:
+    """The resolved config without its operational settings."""
+    kept = copy.deepcopy(config)
+    for path in OPERATIONAL:
+        *parents, leaf = path.split(".")
+        node = kept
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return kept
+
+
+def run_id(config: dict) -> str:
+    """12 hex characters of the sha256 of the canonical identity: same results ⇒ same id."""
+    return hashlib.sha256(canonical_json(identity(config)).encode()).hexdigest()[:12]
