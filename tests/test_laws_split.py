@@ -151,7 +151,7 @@ def test_render_table_of_split_shows_intervals():
     assert "logit_accuracy_slope" in text and "[" in text.splitlines()[-1]
 
 
-def test_budgets_from_a_group_column_and_a_sweep_directory_is_refused(tmp_path):
+def test_budgets_from_a_group_column_and_a_directory_that_is_no_sweep_is_refused(tmp_path):
     from scaling.laws import Columns, load_points
 
     runs = split_runs(noise=0.0, repeats=1)
@@ -164,5 +164,5 @@ def test_budgets_from_a_group_column_and_a_sweep_directory_is_refused(tmp_path):
     assert sorted(np.unique(pts.budget)) == [1e18, 3e18, 1e19, 3e19, 1e20]
     result = fit("split", pts)
     assert [row["C"] for row in result.extra["budgets"]] == [1e18, 3e18, 1e19, 3e19, 1e20]
-    with pytest.raises(UserError, match="split reads a CSV"):
+    with pytest.raises(UserError, match="not a sweep directory"):  # split sweeps: tests/test_sweep_split.py
         load_points(str(tmp_path), "split")

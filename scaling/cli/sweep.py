@@ -8,7 +8,8 @@ def register(subparsers):
     p = subparsers.add_parser(
         "sweep", help="submit a sweep of runs, show its status, export its registry",
         description="Sweeps: a sweep file (sweeps/*.yaml) names a base recipe, models, budgets and a design "
-        "(grid, isoflop, wsd_forks); submit trains every run and records it in SWEEP_DIR/registry.sqlite.")
+        "(grid, isoflop, wsd_forks), or RL runs from pretrained ones (kind: rlvr), or pretraining/RL pipelines at "
+        "fixed total compute (kind: split); submit trains every run and records it in SWEEP_DIR/registry.sqlite.")
     sub = p.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND", required=True)
 
     s = sub.add_parser("submit", help="train every run of a sweep file (resumes a sweep dir)",

@@ -53,7 +53,8 @@ class GRPOConfig(StrictModel):
 
 
 class RLBudget(StrictModel):
-    steps: int | None = Field(None, ge=1)
+    # 0 steps: an eval-only run (the init model scored on the task, no update); a split sweep's f = 0.
+    steps: int | None = Field(None, ge=0, description="RL steps; 0 evaluates the init model only")
     flops: float | None = Field(None, gt=0, description="stop once cumulative RL FLOPs (full convention) reach this")
 
     @model_validator(mode="after")

@@ -49,7 +49,7 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
         print(f"warning: {warning}", file=sys.stderr)
 
     counts = count_model(init_cfg.model, grpo.max_prompt_tokens + cfg.sampling.max_new)
-    total_steps = cfg.budget.steps or _steps_upper_bound(cfg, counts)
+    total_steps = cfg.budget.steps if cfg.budget.steps is not None else _steps_upper_bound(cfg, counts)
     tx, schedule = make_optimizer(cfg.optimizer, total_steps)
     params, non_trainable = policy0.params, policy0.non_trainable
     del policy0

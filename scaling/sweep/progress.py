@@ -49,7 +49,7 @@ class Progress:
         """Remaining FLOPs at the FLOP rate of the runs finished this session, spread over the slots."""
         if not self._flops_done:
             return None
-        remaining = sum(r.flops_full * r.trained_steps / r.steps for i, r in self.runs.items()
+        remaining = sum(r.flops_to_train for i, r in self.runs.items()
                         if self.statuses.get(i) in ("pending", "running"))
         return remaining * self._seconds_done / self._flops_done / self.capacity
 
@@ -67,7 +67,7 @@ class Progress:
         began = self.running.pop(run.run_id, None)
         if began is not None and status == "done":
             self._seconds_done += time.time() - began
-            self._flops_done += run.flops_full * run.trained_steps / run.steps
+            self._flops_done += run.flops_to_train
         detail = _result(row or {})
         if status != "done" and row and row.get("error"):
             detail = row["error"]
