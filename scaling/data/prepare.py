@@ -275,6 +275,7 @@ def prepare_shards(inputs: list[str], tokenizer: str | PreparedTokenizer, out: s
     if not text_field:
         raise UserError("--text-field: must not be empty")
     files = user_files(inputs, label="FILES")
+    _check_parquet_columns(files, text_field)
     prepared = tokenizer if isinstance(tokenizer, PreparedTokenizer) else load_tokenizer(tokenizer, eos)
     request = Request(files, prepared, text_field, eval_fraction, shard_tokens).describe()
     out_dir = Path(out).expanduser()
@@ -311,6 +312,14 @@ def prepare_shards(inputs: list[str], tokenizer: str | PreparedTokenizer, out: s
     _publish(out_dir / MANIFEST, _json_bytes(manifest))
     shutil.rmtree(journal.work, ignore_errors=True)
     return manifest
+
+
+def _check_parquet_columns(files: list[SourceFile], text_field: str) -> None:
+    """A parquet file without the text column is refused before anything is written (its schema is cheap
+    to read); a jsonl line without the field can only be found by reading up to it."""
+    for source in files:
+        if source.path.suffix.lower() == ".parquet":
+            next(read_documents(source, text_field), None)
 
 
 def _tokenize_file(source: SourceFile, prepared: PreparedTokenizer, writers: dict[str, SplitWriter],
