@@ -20,7 +20,7 @@ import pytest
 
 from scaling import laws
 from scaling.cli.main import main
-from scaling.config.run import REPO_ROOT
+from scaling.bundled import BUNDLED
 from scaling.rl.compute import step_flops
 from scaling.sweep.expand import expand, spec_from_dict
 from scaling.sweep.registry import Registry
@@ -104,7 +104,7 @@ def test_bad_split_sweeps_are_refused_with_the_field_named(tmp_path, capsys, fie
 
 @pytest.mark.parametrize("name", ["split-cpu.yaml", "split-gpu.yaml"])
 def test_bundled_split_sweeps_plan(name, capsys):
-    assert main(["sweep", "submit", str(REPO_ROOT / "sweeps" / name), "--dry-run", "--no-probe"]) == 0
+    assert main(["sweep", "submit", str(BUNDLED / "sweeps" / name), "--dry-run", "--no-probe"]) == 0
     assert "pipelines" in capsys.readouterr().out
 
 

@@ -11,14 +11,14 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from scaling.bundled import BUNDLED
 from scaling.config.base import StrictModel, apply_overrides, read_yaml, validate
 from scaling.config.data import DataConfig
 from scaling.config.model import MeshConfig, ModelConfig
 from scaling.config.tracking import WandbConfig
 from scaling.errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MODELS_DIR = REPO_ROOT / "configs" / "models"
+MODELS_DIR = BUNDLED / "configs" / "models"
 
 
 class OptimizerConfig(StrictModel):
