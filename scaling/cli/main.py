@@ -15,7 +15,7 @@ from pathlib import Path
 from scaling.errors import RunFailed, UserError
 
 # Order is the order shown by `scaling --help`.
-COMMAND_MODULES = ["demo", "train", "rl", "eval", "sweep", "fit", "plot", "compare", "flops"]
+COMMAND_MODULES = ["demo", "data", "train", "rl", "eval", "sweep", "fit", "plot", "compare", "flops"]
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):

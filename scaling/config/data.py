@@ -52,10 +52,12 @@ class MathConfig(StrictModel):
 
 
 class DataConfig(StrictModel):
-    """Where tokens come from: the stdlib's Python sources, procedural arithmetic, or user files."""
+    """Where tokens come from: the stdlib's Python sources, procedural arithmetic, user files, or token
+    shards made by `scaling data prepare` (whose tokenizer and held-out split come with them: `tokenizer`,
+    the bpe fields and `eval_fraction` are not read for `shards`)."""
 
-    source: Literal["stdlib-code", "synthetic-math", "files"] = "stdlib-code"
-    paths: list[str] = Field(default_factory=list, validate_default=True)  # files, dirs or globs
+    source: Literal["stdlib-code", "synthetic-math", "files", "shards"] = "stdlib-code"
+    paths: list[str] = Field(default_factory=list, validate_default=True)  # files, dirs or globs; shards: dirs
     text_field: str = Field("text", min_length=1)  # the jsonl key / parquet column holding a document's text
     tokenizer: Literal["byte", "bpe"] = "byte"
     # 256 byte symbols + the special tokens must fit; tokens are cached as uint16.
@@ -73,8 +75,17 @@ class DataConfig(StrictModel):
         source = info.data.get("source")
         if source == "files" and not v:
             raise ValueError("source 'files' needs at least one path or glob")
-        if source is not None and source != "files" and v:
-            raise ValueError(f"paths are only read when source is 'files' (source is {source!r})")
+        if source == "shards" and not v:
+            raise ValueError("source 'shards' needs the folder(s) `scaling data prepare` wrote")
+        if source is not None and source not in ("files", "shards") and v:
+            raise ValueError(f"paths are only read when source is 'files' or 'shards' (source is {source!r})")
         if any(not p.strip() for p in v):
             raise ValueError("contains an empty path")
         return v
+
+    @model_validator(mode="after")
+    def _shards_bring_their_tokenizer(self):
+        if self.source == "shards" and self.tokenizer != "byte":
+            raise ValueError("tokenizer: shards are read with the tokenizer they were prepared with; "
+                             f"leave tokenizer unset (got {self.tokenizer!r})")
+        return self

@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, model_validator
 from scaling.config.base import StrictModel
 from scaling.config.model import MeshConfig
 from scaling.config.run import OptimizerConfig
+from scaling.config.tracking import WandbConfig
 
 
 class TaskConfig(StrictModel):
@@ -89,6 +90,7 @@ class RLConfig(StrictModel):
     keep_checkpoints: int = Field(2, ge=1)
     progress: bool = True
     tensorboard: bool = True  # events in RUN_DIR/tensorboard (`tensorboard --logdir` a run or a sweep)
+    wandb: WandbConfig | None = None  # the optional `wandb` extra: log to a W&B project
     init_run: str | None = Field(None, description="pretraining run directory (or given as --init)")
 
 

@@ -42,6 +42,10 @@ def load_token_corpus(cfg: DataConfig, tokenizer: Tokenizer) -> TokenCorpus:
     """The cached token arrays of a file-backed corpus, tokenizing it first if no process has yet."""
     if cfg.source == "synthetic-math":
         raise ValueError("synthetic-math is generated on the fly; it has no token cache")
+    if cfg.source == "shards":  # already tokenized by `scaling data prepare`: read in place
+        from scaling.data.shards import load_shard_corpus
+
+        return load_shard_corpus(cfg)
     final = token_cache_dir(cfg, tokenizer)
     cache_hit = True
     meta = cache.read_json(final / "meta.json")

@@ -97,20 +97,49 @@ def _check_shapes(seq_len: int, batch_size: int) -> None:
         raise UserError(f"data: seq_len and batch_size must be positive (got {seq_len}, {batch_size})")
 
 
-def build_train_iterator(data_cfg: DataConfig, *, seq_len: int, batch_size: int, seed: int, tokenizer: Tokenizer) -> TrainIterator:
-    """Infinite, deterministic, exactly resumable stream of {"inputs", "targets", "mask"} [B, S] batches."""
+def build_train_iterator(data_cfg: DataConfig, *, seq_len: int, batch_size: int, seed: int, tokenizer: Tokenizer,
+                         process_index: int | None = None, process_count: int | None = None) -> TrainIterator:
+    """Infinite, deterministic, exactly resumable stream of {"inputs", "targets", "mask"} batches.
+
+    Each of `process_count` processes gets rows [i*B/P, (i+1)*B/P) of every global batch of B = batch_size
+    sequences and reads only the windows of those rows; the default is this JAX process's share. The
+    global batch, and so the checkpointed state, is the same whatever the number of processes.
+    """
     _check_shapes(seq_len, batch_size)
+    process_index, process_count = _process_share(process_index, process_count, batch_size)
     mixed_seed = _seed32(data_cfg.shuffle_seed, seed)
     if data_cfg.source == "synthetic-math":
         windows = grain.MapDataset.range(sys.maxsize).map(_math_window_fn(data_cfg, mixed_seed, seq_len, tokenizer))
     else:
         windows = _token_windows(data_cfg, tokenizer, seq_len, mixed_seed)
-    batches = windows.batch(batch_size, drop_remainder=True).map(_to_model_batch)
+    local = batch_size // process_count
+    if process_count > 1:
+        every_window, first_row = windows, process_index * local
+
+        def window_of_row(j: int) -> np.ndarray:  # row j of this process = a row of global batch j // local
+            return every_window[(j // local) * batch_size + first_row + j % local]
+
+        windows = grain.MapDataset.range(sys.maxsize).map(window_of_row)
+    batches = windows.batch(local, drop_remainder=True).map(_to_model_batch)
     parent = batches.to_iter_dataset(_READ_OPTIONS).__iter__()
-    fingerprint = stable_hash(
-        [data_cfg.model_dump(exclude={"cache_dir"}), seq_len, batch_size, seed, tokenizer.name], 12
-    )
-    return TrainIterator(parent, fingerprint, tokens_per_batch=batch_size * seq_len)
+    identity = [data_cfg.model_dump(exclude={"cache_dir"}), seq_len, batch_size, seed, tokenizer.name]
+    if data_cfg.source == "shards":  # the same folder prepared again from other inputs is other data
+        from scaling.data.shards import shards_identity
+
+        identity.append(shards_identity(data_cfg))
+    return TrainIterator(parent, stable_hash(identity, 12), tokens_per_batch=batch_size * seq_len)
+
+
+def _process_share(index: int | None, count: int | None, batch_size: int) -> tuple[int, int]:
+    if index is None or count is None:
+        import jax
+
+        index, count = jax.process_index(), jax.process_count()
+    if not 0 <= index < count:
+        raise ValueError(f"process index {index} is outside 0..{count - 1}")
+    if batch_size % count:
+        raise UserError(f"train.batch_size: {batch_size} sequences do not split evenly over {count} processes")
+    return index, count
 
 
 def _token_windows(cfg: DataConfig, tokenizer: Tokenizer, seq_len: int, seed: int) -> grain.MapDataset:
@@ -163,10 +192,13 @@ def build_eval_set(data_cfg: DataConfig, *, seq_len: int, batch_size: int, n_bat
 
 
 def _token_eval_windows(cfg: DataConfig, tokenizer: Tokenizer, window: int, n_windows: int):
-    if cfg.eval_fraction == 0:
+    if cfg.eval_fraction == 0 and cfg.source != "shards":
         raise UserError("data.eval_fraction: is 0, so there is no held-out split to evaluate on")
     corpus = load_token_corpus(cfg, tokenizer)
     available = len(corpus.eval) // window
+    if available < 1 and cfg.source == "shards":
+        raise UserError(f"data.paths: the shards' held-out split has {len(corpus.eval)} tokens, fewer than "
+                        f"seq_len+1={window}: prepare them with more documents or a larger --eval-fraction")
     if available < 1:
         raise UserError(
             f"data.eval_fraction: the held-out split has {len(corpus.eval)} tokens, fewer than seq_len+1={window}"

@@ -58,23 +58,24 @@ def stdlib_files(include_tests: bool) -> list[SourceFile]:
     return sorted(found, key=lambda f: f.key)
 
 
-def user_files(patterns: list[str]) -> list[SourceFile]:
-    """Expand paths, directories and globs; every problem is a one-line UserError naming the path."""
+def user_files(patterns: list[str], label: str = "data.paths") -> list[SourceFile]:
+    """Expand paths, directories and globs; every problem is a one-line UserError naming the path
+    (`label` names where the patterns came from: a config field or a command's argument)."""
     paths: list[Path] = []
     for pattern in patterns:
         expanded = os.path.expanduser(pattern)
         if any(c in expanded for c in "*?["):
             matches = sorted(glob.glob(expanded, recursive=True))
             if not matches:
-                raise UserError(f"data.paths: {pattern!r} matches no files")
+                raise UserError(f"{label}: {pattern!r} matches no files")
             for match in matches:
-                paths.extend(_files_under(Path(match), pattern) if os.path.isdir(match) else [Path(match)])
+                paths.extend(_files_under(Path(match), pattern, label) if os.path.isdir(match) else [Path(match)])
         elif os.path.isdir(expanded):
-            paths.extend(_files_under(Path(expanded), pattern))
+            paths.extend(_files_under(Path(expanded), pattern, label))
         elif os.path.isfile(expanded):
             paths.append(Path(expanded))
         else:
-            raise UserError(f"data.paths: {pattern}: no such file or directory")
+            raise UserError(f"{label}: {pattern}: no such file or directory")
     unique = list(dict.fromkeys(p.resolve() for p in paths))
     for path in unique:
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -83,10 +84,10 @@ def user_files(patterns: list[str]) -> list[SourceFile]:
     return [SourceFile(p, p.relative_to(root).as_posix()) for p in unique]
 
 
-def _files_under(directory: Path, pattern: str) -> list[Path]:
+def _files_under(directory: Path, pattern: str, label: str) -> list[Path]:
     files = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
     if not files:
-        raise UserError(f"data.paths: {pattern}: directory holds no .txt, .jsonl or .parquet files")
+        raise UserError(f"{label}: {pattern}: directory holds no .txt, .jsonl or .parquet files")
     return files
 
 
@@ -123,6 +124,38 @@ def read_documents(source: SourceFile, text_field: str) -> Iterator[Document]:
         text = _read_utf8(source.path)
         if text:
             yield Document(source.key, text)
+
+
+def iter_text_blocks(source: SourceFile, block_bytes: int) -> Iterator[Document]:
+    """A .txt file streamed as UTF-8 blocks of about `block_bytes`, cut after a newline where there is one
+    (else at a character boundary), so a file larger than memory never has to be read whole.
+    Block b's split_key is `key#b`."""
+    carry, offset, block = b"", 0, 0
+    with open(source.path, "rb") as f:
+        while True:
+            chunk = f.read(block_bytes)
+            data = carry + chunk
+            if not data:
+                return
+            cut = len(data) if not chunk else data.rfind(b"\n") + 1 or _char_boundary(data)
+            piece, carry = data[:cut], data[cut:]
+            try:
+                text = piece.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise UserError(f"{source.path}: not valid UTF-8 text (bad byte at offset {offset + e.start})") from None
+            offset += len(piece)
+            if text:
+                yield Document(f"{source.key}#{block}", text)
+                block += 1
+
+
+def _char_boundary(data: bytes) -> int:
+    """Where the last character of `data` starts (UTF-8 continuation bytes are 0b10xxxxxx): cutting there
+    never splits a character; the last one simply moves to the next block."""
+    cut = len(data) - 1
+    while cut > 0 and data[cut] & 0xC0 == 0x80 and len(data) - cut < 4:
+        cut -= 1
+    return max(cut, 0)  # 0: too little read yet; the next read extends it
 
 
 def _read_utf8(path: Path) -> str:

@@ -102,7 +102,7 @@ def encode_documents(tokenizer: Tokenizer, texts: list[str]) -> list[np.ndarray]
     if isinstance(tokenizer, ByteTokenizer):
         return [tokenizer.encode_array(t) for t in texts]
     dtype = token_dtype(tokenizer.vocab_size)
-    batch = tokenizer.encode_batch(texts) if isinstance(tokenizer, BpeTokenizer) else map(tokenizer.encode, texts)
+    batch = tokenizer.encode_batch(texts) if hasattr(tokenizer, "encode_batch") else map(tokenizer.encode, texts)
     return [np.asarray(ids, dtype=dtype) for ids in batch]
 
 
@@ -122,7 +122,12 @@ def bpe_sample(texts: Iterator[str], budget_bytes: int) -> Iterator[str]:
 
 
 def get_tokenizer(cfg: DataConfig) -> Tokenizer:
-    """The tokenizer named by `cfg.tokenizer`; BPE is trained on the first call and reused afterwards."""
+    """The tokenizer named by `cfg.tokenizer`; BPE is trained on the first call and reused afterwards.
+    Token shards bring their own: the tokenizer.json they were prepared with."""
+    if cfg.source == "shards":
+        from scaling.data.shards import shard_tokenizer
+
+        return shard_tokenizer(cfg)
     if cfg.tokenizer == "byte":
         return ByteTokenizer()
     from scaling.data.sources import corpus_fingerprint, training_texts

@@ -15,6 +15,15 @@ def format_seconds(s: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
+def _result(row: dict) -> str:
+    """The number the fits use: held-out loss (pretraining) or held-out accuracy (RL); the last training
+    batch's loss only when a run has no evaluation."""
+    for key, label in (("eval_loss", "eval loss"), ("accuracy", "accuracy"), ("loss", "train loss")):
+        if row.get(key) is not None:
+            return f"{label} {row[key]:.4f}"
+    return ""
+
+
 class Progress:
     def __init__(self, runs: list[PlannedRun], statuses: dict[str, str], capacity: int, live: bool | None = None):
         self.runs = {r.run_id: r for r in runs}
@@ -59,9 +68,7 @@ class Progress:
         if began is not None and status == "done":
             self._seconds_done += time.time() - began
             self._flops_done += run.flops_to_train
-        detail = f"loss {row['loss']:.4f}" if row and row.get("loss") is not None else ""
-        if not detail and row and row.get("accuracy") is not None:  # an RL run
-            detail = f"pass@1 {row['accuracy']:.3f}"
+        detail = _result(row or {})
         if status != "done" and row and row.get("error"):
             detail = row["error"]
         if self._live:

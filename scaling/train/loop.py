@@ -28,7 +28,7 @@ LN2 = math.log(2.0)
 def check_vocab(cfg: RunConfig, tokenizer) -> None:
     if tokenizer.vocab_size > cfg.model.V:
         raise UserError(f"model.V: {cfg.model.V} is smaller than the {tokenizer.name} tokenizer's vocabulary "
-                        f"({tokenizer.vocab_size})")
+                        f"({tokenizer.vocab_size}): set model.V to at least {tokenizer.vocab_size}")
 
 
 def prepare(cfg: RunConfig):
@@ -48,6 +48,13 @@ def prepare(cfg: RunConfig):
     eval_set = build_eval_set(cfg.data, seq_len=cfg.train.seq_len, batch_size=max(dp, min(cfg.train.batch_size, 32)),
                               n_batches=cfg.train.eval_batches, tokenizer=tokenizer)
     return budget, mesh, train_iter, eval_set
+
+
+def global_batch(local: dict, sharding) -> dict:
+    """The global batch array from this process's rows (the data iterator reads only those)."""
+    if jax.process_count() == 1:
+        return jax.device_put(local, sharding)
+    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}
 
 
 def evaluate(steps, state, eval_set, batch_sharding) -> tuple[float, float]:
@@ -120,7 +127,7 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
         state, meta = _restore_fork(t.fork_from, state, train_iter)
     start = int(meta["step"])
 
-    log = MetricsLog(run_dir, start, tensorboard=t.tensorboard)
+    log = MetricsLog(run_dir, start, tensorboard=t.tensorboard, wandb=t.wandb, config=cfg.model_dump(mode="json"))
     progress = Progress(budget.steps, start, enabled=t.progress and not quiet, label=cfg.model.name)
     peak = device_peak_flops()
     per_token_full = budget.counts.train_flops_per_token_full
@@ -132,7 +139,7 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
                       f"{budget.tokens:.3g} tokens, {budget.flops(t.flop_convention):.3g} FLOPs [{t.flop_convention}]")
     try:
         for step in range(start, budget.steps):
-            batch = jax.device_put(next(train_iter), steps.batch_sharding)
+            batch = global_batch(next(train_iter), steps.batch_sharding)
             state, metrics = steps.train_step(state, batch, np.float32(schedule(step)))
             done = step + 1
             at_log = done % t.log_every == 0 or done == budget.steps
