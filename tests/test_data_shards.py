@@ -303,10 +303,11 @@ def test_a_vocabulary_above_65536_prepares_uint32_shards_and_trains(tmp_path):
     unknown = 66_000 + len({w for w in WORDS} | {w.capitalize() for w in WORDS} | {"."})
     assert train.min() >= 66_000 and np.count_nonzero(train == unknown) == 0  # the words, not truncated ids
 
-    cfg = _shards_run(tmp_path / "shards", 70_000, tokens=8 * 32 * 30, seq_len=32, batch_size=8, eval_every=30,
-                      checkpoint_every=30)
+    # A 70,000-way output layer is slow on CPU (~0.5 s a step): a few steps show it learns.
+    cfg = _shards_run(tmp_path / "shards", 70_000, tokens=8 * 32 * 16, seq_len=32, batch_size=8, eval_every=16,
+                      checkpoint_every=16)
     summary = main_train(cfg, tmp_path / "run")
-    assert summary["status"] == "done" and summary["step"] == 30
+    assert summary["status"] == "done" and summary["step"] == 16
     assert summary["eval_loss"] < np.log(70_000) - 3.0  # learned which of the 70,000 ids the corpus uses
 
 
