@@ -315,3 +315,16 @@ def main_train(cfg: dict, out: Path) -> dict:
     from scaling.train import run_training
 
     return run_training(run_config_from_dict(cfg), out, quiet=True)
+
+
+def test_the_readme_run_config_for_shards_is_a_valid_recipe(small):
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shown = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "source: shards" in b)
+    raw = yaml.safe_load(shown)
+    *_, shards = small
+    raw["data"]["paths"] = [str(shards)]
+    cfg = run_config_from_dict(raw)
+    assert cfg.model.name == "dense-10m" and cfg.model.V == 50277 and cfg.train.seq_len <= cfg.model.max_seq_len
+    assert get_tokenizer(cfg.data).vocab_size <= cfg.model.V
