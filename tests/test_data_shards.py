@@ -18,7 +18,7 @@ import yaml
 from scaling.cli.main import main
 from scaling.config.data import DataConfig
 from scaling.config.run import run_config_from_dict
-from scaling.data import build_eval_set, build_train_iterator, get_tokenizer
+from scaling.data import build_eval_set, build_train_iterator, corpus_stats, get_tokenizer
 from scaling.data.shards import TokenStream, read_manifest
 from test_train import _kill_after_checkpoint, _train_subprocess, metrics, write_config
 
@@ -128,6 +128,17 @@ def test_shards_read_as_one_stream_across_shard_files(small):
     rng = np.random.default_rng(0)
     for start in [0, 990, 999, 1000, len(flat) - 7] + rng.integers(0, len(flat), 20).tolist():
         np.testing.assert_array_equal(stream[start : start + 65], flat[start : start + 65])
+
+
+def test_several_prepared_folders_train_as_one_corpus(small, tmp_path):
+    *_, shards = small
+    (tmp_path / "copy").symlink_to(shards)
+    alone = DataConfig(source="shards", paths=[str(shards)])
+    one = corpus_stats(alone, get_tokenizer(alone))
+    cfg = DataConfig(source="shards", paths=[str(shards), str(tmp_path / "copy")])
+    both = corpus_stats(cfg, get_tokenizer(cfg))
+    assert both["n_train_tokens"] == 2 * one["n_train_tokens"] > 0 and both["vocab_size"] == one["vocab_size"]
+    assert both["n_eval_tokens"] == 2 * one["n_eval_tokens"] and both["n_documents"] == 2 * one["n_documents"]
 
 
 def test_rerunning_a_finished_prepare_changes_nothing_and_other_inputs_are_refused(small, capsys):
