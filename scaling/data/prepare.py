@@ -256,7 +256,8 @@ def _claim_out(out: Path, request: dict[str, Any], journal: _Journal) -> dict[st
             raise UserError(f"--out: {out} holds an unfinished preparation of something else "
                             f"({_first_difference(started, request)} differs); choose another --out or remove it")
         return None
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    # (an empty work folder alone: a prepare killed before it wrote its request, which is safe to take over)
+    if out.exists() and (not out.is_dir() or any(p.name != WORK_DIR for p in out.iterdir())):
         raise UserError(f"--out: {out} exists and is not an empty folder or a preparation")
     journal.work.mkdir(parents=True, exist_ok=True)
     write_file_atomic(journal.request_path, _json_bytes(request))

@@ -31,7 +31,8 @@ def read_manifest(directory: str | Path, label: str = "data.paths") -> dict[str,
     """The manifest of a finished preparation; anything else is a one-line UserError naming the directory."""
     path = Path(directory).expanduser() / MANIFEST
     if not path.is_file():
-        hint = " (an unfinished preparation: rerun `scaling data prepare`)" if (path.parent / ".prepare").is_dir() else ""
+        unfinished = (path.parent / ".prepare").is_dir()
+        hint = " (an unfinished preparation: rerun `scaling data prepare`)" if unfinished else ""
         raise UserError(f"{label}: {directory} holds no {MANIFEST}{hint}; make one with `scaling data prepare`")
     try:
         manifest = json.loads(path.read_text())

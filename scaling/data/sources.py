@@ -142,7 +142,8 @@ def iter_text_blocks(source: SourceFile, block_bytes: int) -> Iterator[Document]
             try:
                 text = piece.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise UserError(f"{source.path}: not valid UTF-8 text (bad byte at offset {offset + e.start})") from None
+                raise UserError(f"{source.path}: not valid UTF-8 text (bad byte at offset {offset + e.start})") \
+                    from None
             offset += len(piece)
             if text:
                 yield Document(f"{source.key}#{block}", text)
