@@ -146,7 +146,11 @@ def _window(u: np.ndarray, y: np.ndarray, w: np.ndarray, window: int) -> tuple[n
     if not shares[0] < vertex < shares[-1]:
         return np.zeros(len(u), bool), "optimum at the edge (the fitted maximum lies outside the shares tried)"
     nearest = shares[np.sort(np.argsort(np.abs(shares - vertex))[: 2 * window + 1])]
-    return present & (u >= nearest[0]) & (u <= nearest[-1]), ""
+    on = present & (u >= nearest[0]) & (u <= nearest[-1])
+    if on.sum() <= MIN_SHARES:  # an exactly determined parabola: any interval would be a point
+        return np.zeros(len(u), bool), (f"{on.sum()} runs around the optimum, no more than the curve's 3 "
+                                        "parameters (no residual to size its error from)")
+    return on, ""
 
 
 def _optimum(curve: str, f: np.ndarray, y: np.ndarray, weights: np.ndarray, window: int = WINDOW):
