@@ -20,7 +20,8 @@ TASK = {"name": "arithmetic", "params": {"min_digits": 1, "max_digits": 1, "min_
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("pre") / "run"
-    cfg = {"model": {"name": "tiny", "D": 32, "L": 2, "H": 2, "F": 64, "max_seq_len": 64},
+    # max_seq_len 128 (RoPE only; it trains on 64): long enough for reasoning-gym's prompts below.
+    cfg = {"model": {"name": "tiny", "D": 32, "L": 2, "H": 2, "F": 64, "max_seq_len": 128},
            "data": {"source": "synthetic-math", "math": TASK["params"]},
            "mesh": {"devices": 1}, "optimizer": {"lr": 1e-2, "warmup": 10},
            "train": {"tokens": 16 * 64 * 40, "seq_len": 64, "batch_size": 16, "eval_every": 40,
@@ -153,3 +154,18 @@ def test_init_without_checkpoint_and_vocab_mismatch_exit_2(pretrained, tmp_path,
     err = capsys.readouterr().err
     assert "vocabulary" in err and "\n" not in err.strip()
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_the_bundled_reasoning_gym_recipe_runs_grpo_steps(pretrained, tmp_path):
+    pytest.importorskip("reasoning_gym", reason="the optional 'tasks' extra (the dev extra installs it)")
+    from scaling.bundled import locate
+    from scaling.config.base import load_config
+
+    few = ["budget.steps=2", "grpo.prompts_per_step=4", "grpo.group_size=4", "eval.every=2", "eval.problems=16",
+           "eval.pass_k=2", "eval.pass_k_problems=4", "log_every=1", "progress=false"]
+    cfg = load_config(RLConfig, locate("reasoning-gym-cpu", "rl"), few)
+    summary = run_rl(cfg, pretrained, tmp_path / "rg")
+    assert summary["status"] == "done" and summary["steps"] == 2
+    assert [h["step"] for h in summary["eval_history"]] == [0, 2] and summary["rl_flops"] > 0
+    rows = [r for r in metrics(tmp_path / "rg") if "reward" in r]
+    assert len(rows) == 2 and all(0 <= r["reward"] <= 1 for r in rows)

@@ -68,7 +68,8 @@ class ReasoningGymTask:
 
     def eval_problems(self, n: int) -> list[Problem]:
         if n > len(self._eval_entries):
-            raise ValueError(f"only {len(self._eval_entries)} held-out problems (raise eval_size)")
+            raise UserError(f"task reasoning-gym: {n} held-out problems asked for, but task.params.eval_size is "
+                            f"{len(self._eval_entries)} (the length checks read 256): raise eval_size")
         return [self._problem(entry, "eval", i) for i, entry in enumerate(self._eval_entries[:n])]
 
     def reward(self, completion: str, problem: Problem) -> float:
