@@ -8,7 +8,6 @@ Packing. Documents are concatenated with EOS and cut into windows of `seq_len + 
     do not cut the text at the same places.
   * synthetic-math: window k is filled with fresh problems drawn from a generator seeded by k, so the
     unbounded corpus still has random access, and every window starts at a problem's beginning.
-
   * token shards (`scaling data prepare`): the same tiling, over the train shards read as one stream.
 
 Processes. Each process builds only its rows of every global batch (a contiguous block, by process index),
