@@ -19,9 +19,8 @@ from typing import Callable
 
 import yaml
 
+from scaling.bundled import BUNDLED
 from scaling.errors import UserError
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -32,8 +31,8 @@ class DemoSweeps:
 
     @classmethod
     def bundled(cls) -> "DemoSweeps":
-        return cls(REPO / "sweeps/demo-cpu-isoflop.yaml", REPO / "sweeps/demo-math-cpu.yaml",
-                   REPO / "sweeps/rlvr-cpu.yaml")
+        return cls(BUNDLED / "sweeps/demo-cpu-isoflop.yaml", BUNDLED / "sweeps/demo-math-cpu.yaml",
+                   BUNDLED / "sweeps/rlvr-cpu.yaml")
 
     def check(self) -> None:
         for name, path in self.__dict__.items():
@@ -86,7 +85,7 @@ def _rlvr_file_for(template: Path, math_dir: Path, out: Path) -> Path:
     spec["init"] = {**spec.get("init", {}), "sweep": str(math_dir)}
     if isinstance(spec.get("base"), str) and not Path(spec["base"]).is_absolute():
         base = template.parent / spec["base"]
-        spec["base"] = str((base if base.exists() else REPO / spec["base"]).resolve())
+        spec["base"] = str((base if base.exists() else BUNDLED / spec["base"]).resolve())
     target = out / "sweeps" / template.name
     target.parent.mkdir(parents=True, exist_ok=True)
     text = f"# Written by `scaling demo` from {template}: init.sweep and base made absolute.\n"

@@ -24,3 +24,18 @@ def enable_compilation_cache(cache_dir: str | Path | None = None) -> Path:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return path
+
+
+def cpu_compiler_options() -> dict[str, str] | None:
+    """XLA options for the lab's compiled train and eval steps; None off CPU.
+
+    XLA:CPU hands dots, reductions and elementwise ops to YNNPACK fusions. For the small models the lab
+    trains on CPU (D <= 64, a few thousand tokens a step) its reduction fusions (softmax, norms, logsumexp)
+    ran up to 1.6x slower than XLA's own loops, and whether one formed depended on unrelated code nearby
+    (benchmarks/bench_step.py). Only dots go to YNNPACK. The maths is unchanged (summation order may differ).
+    """
+    import jax
+
+    if jax.default_backend() != "cpu":
+        return None
+    return {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}

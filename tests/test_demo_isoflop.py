@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from scaling.config.run import REPO_ROOT
+from scaling.bundled import BUNDLED
 from scaling.sweep.expand import expand, load_sweep
 
-DEMO = REPO_ROOT / "sweeps" / "demo-cpu-isoflop.yaml"
+DEMO = BUNDLED / "sweeps" / "demo-cpu-isoflop.yaml"
 
 
 def demo_plan():

@@ -76,13 +76,16 @@ def test_budgets_the_data_cannot_support_are_left_out_by_name():
     # 3e19: only shares below its optimum (edge); 1e20: two shares; 3e20: convex (no maximum).
     edge = split_runs(noise=0.0, repeats=1, budgets=(3e19,), shares=(0.3, 0.5, 0.7, 0.9))
     two = split_runs(noise=0.0, repeats=1, budgets=(1e20,), shares=(0.1, 0.3))
+    # 1e21: three runs on a concave curve fix the parabola exactly: no residual, so no honest interval.
+    three = split_runs(noise=0.0, repeats=1, budgets=(1e21,), shares=(0.05, 0.2, 0.5))
     shares = np.array([0.05, 0.1, 0.2, 0.4, 0.6])
     convex = {"total_flops": np.full(5, 3e20), "rl_share": shares, "accuracy": 0.5 + (shares - 0.3) ** 2}
-    merged = {k: np.concatenate([runs[k], edge[k], two[k], convex[k]]) for k in runs}
+    merged = {k: np.concatenate([runs[k], edge[k], two[k], convex[k], three[k]]) for k in runs}
     result = fit("split", _points(merged), method="logit")
     assert [row["C"] for row in result.extra["budgets"]] == [1e18, 3e18, 1e19]
     (warning,) = result.warnings
-    assert "excluded 3 of 6 budgets" in warning
+    assert "excluded 4 of 7 budgets" in warning
+    assert "1e21 (3 runs around the optimum, no more than the curve's 3 parameters" in warning
     assert "3e19 (optimum at the edge" in warning
     assert "1e20 (2 shares on the curve)" in warning
     assert "3e20 (not concave" in warning
@@ -151,7 +154,7 @@ def test_render_table_of_split_shows_intervals():
     assert "logit_accuracy_slope" in text and "[" in text.splitlines()[-1]
 
 
-def test_budgets_from_a_group_column_and_a_sweep_directory_is_refused(tmp_path):
+def test_budgets_from_a_group_column_and_a_directory_that_is_no_sweep_is_refused(tmp_path):
     from scaling.laws import Columns, load_points
 
     runs = split_runs(noise=0.0, repeats=1)
@@ -164,5 +167,5 @@ def test_budgets_from_a_group_column_and_a_sweep_directory_is_refused(tmp_path):
     assert sorted(np.unique(pts.budget)) == [1e18, 3e18, 1e19, 3e19, 1e20]
     result = fit("split", pts)
     assert [row["C"] for row in result.extra["budgets"]] == [1e18, 3e18, 1e19, 3e19, 1e20]
-    with pytest.raises(UserError, match="split reads a CSV"):
+    with pytest.raises(UserError, match="not a sweep directory"):  # split sweeps: tests/test_sweep_split.py
         load_points(str(tmp_path), "split")

@@ -25,6 +25,10 @@ ELSEWHERE = {
     "scaling sweep submit sweeps/gpu-isoflop.yaml": "expanded with --dry-run below (needs GPUs and a Ray cluster)",
     "scaling train configs/train/math-3step-cpu.yaml": "tests/test_rl_evidence.py runs this recipe (3 min)",
     "scaling rl configs/rl/arithmetic-3step-cpu.yaml": "tests/test_rl_evidence.py runs this recipe (3 min)",
+    "scaling sweep submit sweeps/split-cpu.yaml": "measured by hand (8 min); tests/test_sweep_split.py runs a tiny "
+                                                  "split sweep end to end, killed and resumed",
+    "scaling sweep status runs/split-cpu": "tests/test_sweep_split.py shows a split sweep's status",
+    "scaling fit split runs/split-cpu": "tests/test_sweep_split.py fits a split sweep directory",
     "scaling data prepare corpus/": "tests/test_data_shards.py prepares shards with a tokenizer built in the test",
     "scaling train my-corpus.yaml": "tests/test_data_shards.py trains on shards with a run config like the one shown",
 }

@@ -49,6 +49,8 @@ def local_sweep(tmp_path_factory):
     proc = subprocess.run([sys.executable, "-m", "scaling", "sweep", "submit", str(sweep), "--out", str(root / "out"),
                            "--max-parallel", "2"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # Each finished run's line shows the number the fits use, the held-out loss.
+    assert proc.stdout.count("eval loss ") == 4, proc.stdout
     return sweep, root / "out", time.time() - started
 
 

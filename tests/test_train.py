@@ -271,3 +271,48 @@ def test_empty_corpus_and_a_run_dir_holding_another_config_are_refused(tmp_path,
     err = capsys.readouterr().err
     assert "different run" in err and "train.seed" in err
     assert (run_dir / "config.yaml").read_bytes() == before
+
+
+def _wandb_records(run_dir: Path) -> tuple[dict, list[dict]]:
+    """The run header and history rows of an offline W&B run: its .wandb file is a LevelDB-style log
+    (7-byte file header, 32 KiB blocks, records cut into chunks) of protobuf Records."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    data, pos, pending, header, history = path.read_bytes(), 7, b"", {}, []
+    while pos + 7 <= len(data):
+        if 32768 - pos % 32768 < 7:  # a block's tail too short for a chunk header is padding
+            pos += 32768 - pos % 32768
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        pending, pos = pending + data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind in (1, 4) and pending:  # a whole record, or the last chunk of one
+            record = wandb_internal_pb2.Record.FromString(pending)
+            pending = b""
+            if record.WhichOneof("record_type") == "run":
+                header = {"project": record.run.project, "group": record.run.run_group, "id": record.run.run_id}
+            elif record.WhichOneof("record_type") == "history":
+                history.append({item.nested_key[0]: json.loads(item.value_json) for item in record.history.item})
+    return header, history
+
+
+def test_wandb_offline_logs_every_record_grouped_under_its_sweep(tmp_path):
+    pytest.importorskip("wandb", reason="the optional 'wandb' extra (the dev extra installs it)")
+    from scaling.config.identity import run_id
+    from scaling.sweep.registry import Registry
+
+    sweep_dir = tmp_path / "my-sweep"
+    sweep_dir.mkdir()
+    Registry(sweep_dir / "registry.sqlite").init()  # a run directory inside a sweep: SWEEP/runs/NAME
+    cfg = tiny_config(tokens=16 * 64 * 20, wandb={"project": "lab", "mode": "offline"})
+    run_training(run_config_from_dict(cfg), sweep_dir / "runs" / "tiny-a")
+
+    header, history = _wandb_records(sweep_dir / "runs" / "tiny-a")
+    resolved = yaml.safe_load((sweep_dir / "runs" / "tiny-a" / "config.yaml").read_text())
+    assert header == {"project": "lab", "group": "my-sweep", "id": run_id(resolved)}
+    logged = metrics(sweep_dir / "runs" / "tiny-a")
+    assert [h["_step"] for h in history] == [r["step"] for r in logged]
+    assert [h.get("loss") for h in history] == [r.get("loss") for r in logged]
+    assert history[-1]["eval_loss"] == logged[-1]["eval_loss"]

@@ -30,8 +30,9 @@ laws:
               test-time compute replaces 10x training compute (Jones 2021)
 
 SOURCE is a sweep directory (its registry.sqlite: finished runs for power/chinchilla/isoflop,
-accuracy curves for loglinear/sigmoid) or a CSV file (split and testtime: a CSV). When D is
-missing, D = C/(6N).
+accuracy curves for loglinear/sigmoid, the finished pipelines of a `kind: split` sweep for split:
+pretraining + RL FLOPs and RL share as run, budgets the planned C) or a CSV file (testtime: a CSV).
+When D is missing, D = C/(6N).
 """
 
 

@@ -18,15 +18,17 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    from scaling.bundled import locate
     from scaling.config.base import read_yaml
     from scaling.config.run import load_model_config
     from scaling.errors import UserError
     from scaling.model.accounting import count_model
 
-    cfg = load_model_config(args.config, args.set)
+    config = str(locate(args.config, "model")) if args.config.endswith((".yaml", ".yml")) else args.config
+    cfg = load_model_config(config, args.set)
     seq_len = args.seq_len
-    if seq_len is None and args.config.endswith((".yaml", ".yml")):
-        seq_len = (read_yaml(args.config).get("train") or {}).get("seq_len")
+    if seq_len is None and config.endswith((".yaml", ".yml")):
+        seq_len = (read_yaml(config).get("train") or {}).get("seq_len")
     seq_len = seq_len or cfg.max_seq_len
     if seq_len < 1:
         raise UserError(f"--seq-len: must be positive, got {seq_len}")

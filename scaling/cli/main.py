@@ -26,12 +26,22 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("scaling")
+    except PackageNotFoundError:  # imported from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(
         prog="scaling",
         description="A JAX scaling-law lab: train sweeps of dense/MoE decoders (pretraining and RLVR), "
         "fit scaling laws, and plot them.",
     )
+    parser.add_argument("--version", action="version", version=f"scaling {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineArgumentParser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"scaling.cli.{name}").register(subparsers)

@@ -38,12 +38,13 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from scaling.laws import Columns
     from scaling.laws.bootstrap import check_replicates
+    from scaling.bundled import locate
     from scaling.plots import load_analysis, make_report
 
     settings = dict(source=args.source, out=None, title=None, columns=Columns(), drop_highest_loss=0,
                     bootstrap=200, seed=0, figures=None)
     if args.source.endswith((".yaml", ".yml")):
-        analysis, source, out = load_analysis(args.source)
+        analysis, source, out = load_analysis(locate(args.source, "analysis"))
         settings.update(source=source, out=out, title=analysis.title, columns=Columns(**analysis.columns.model_dump()),
                         drop_highest_loss=analysis.drop_highest_loss, bootstrap=analysis.bootstrap,
                         seed=analysis.seed, figures=analysis.figures)

@@ -8,13 +8,14 @@ def register(subparsers):
     p = subparsers.add_parser(
         "sweep", help="submit a sweep of runs, show its status, export its registry",
         description="Sweeps: a sweep file (sweeps/*.yaml) names a base recipe, models, budgets and a design "
-        "(grid, isoflop, wsd_forks); submit trains every run and records it in SWEEP_DIR/registry.sqlite.")
+        "(grid, isoflop, wsd_forks), or RL runs from pretrained ones (kind: rlvr), or pretraining/RL pipelines at "
+        "fixed total compute (kind: split); submit trains every run and records it in SWEEP_DIR/registry.sqlite.")
     sub = p.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND", required=True)
 
     s = sub.add_parser("submit", help="train every run of a sweep file (resumes a sweep dir)",
                        description="Train every run of SWEEP_FILE into --out SWEEP_DIR. Submitting again resumes: "
                        "done runs are skipped, interrupted ones resumed, failed ones retried with --retry-failed.")
-    s.add_argument("sweep_file", metavar="SWEEP_FILE")
+    s.add_argument("sweep_file", metavar="SWEEP_FILE", help="sweep YAML, or a bundled sweep's name (demo-math-cpu)")
     s.add_argument("--out", required=False, metavar="SWEEP_DIR", help="sweep directory (required unless --dry-run)")
     s.add_argument("--executor", default="local", choices=["local", "ray"])
     s.add_argument("--max-parallel", type=int, default=1, metavar="K", help="runs at once (default 1)")
@@ -38,12 +39,13 @@ def register(subparsers):
 
 
 def run_submit(args) -> int:
+    from scaling.bundled import locate
     from scaling.errors import UserError
     from scaling.sweep.submit import submit
 
     if not args.out and not args.dry_run:
         raise UserError("--out: required (the sweep directory), unless --dry-run")
-    return submit(args.sweep_file, args.out, executor=args.executor, max_parallel=args.max_parallel,
+    return submit(locate(args.sweep_file, "sweep"), args.out, executor=args.executor, max_parallel=args.max_parallel,
                   address=args.address, retry_failed=args.retry_failed, dry_run=args.dry_run,
                   probe=not args.no_probe, gpus_per_run=args.gpus_per_run)
 

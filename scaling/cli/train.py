@@ -9,7 +9,7 @@ def register(subparsers):
         "train", help="train one model (resumes when run again on the same RUN_DIR)",
         description="Train one decoder for a token or FLOP budget and leave a run directory with config.yaml, "
         "metrics.jsonl, summary.json and Orbax checkpoints. Running the same command again resumes.")
-    p.add_argument("config", metavar="CONFIG", help="run YAML (model, data, mesh, optimizer, train)")
+    p.add_argument("config", metavar="CONFIG", help="run YAML (model, data, mesh, optimizer, train), or a bundled recipe's name (tiny-math)")
     p.add_argument("--out", required=True, metavar="RUN_DIR")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. train.tokens=1e6")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -17,12 +17,13 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    from scaling.bundled import locate
     from scaling.config.run import load_run_config
     from scaling.parallel import maybe_initialize_distributed
     from scaling.train import run_training
 
     maybe_initialize_distributed()
-    cfg = load_run_config(args.config, args.set)
+    cfg = load_run_config(locate(args.config, "train"), args.set)
     summary = run_training(cfg, args.out, quiet=args.quiet)
     keys = ("status", "model", "n_params", "tokens", "flops", "flop_convention", "loss", "eval_loss", "eval_bpb", "wall_s")
     print(json.dumps({k: summary.get(k) for k in keys}))

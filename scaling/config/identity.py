@@ -17,8 +17,8 @@ from typing import Any
 OPERATIONAL: tuple[str, ...] = (
     "mesh", "data.cache_dir",
     "train.log_every", "train.checkpoint_every", "train.keep_checkpoints", "train.keep_steps",
-    "train.tensorboard", "train.progress",
-    "log_every", "checkpoint_every", "keep_checkpoints", "tensorboard", "progress",  # RL configs
+    "train.tensorboard", "train.wandb", "train.progress",
+    "log_every", "checkpoint_every", "keep_checkpoints", "tensorboard", "wandb", "progress",  # RL configs
 )
 # Registries whose run ids follow this rule carry it as SQLite's user_version (0: hashed everything).
 ID_SCHEME = 1

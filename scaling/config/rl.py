@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, model_validator
 from scaling.config.base import StrictModel
 from scaling.config.model import MeshConfig
 from scaling.config.run import OptimizerConfig
+from scaling.config.tracking import WandbConfig
 
 
 class TaskConfig(StrictModel):
@@ -52,7 +53,8 @@ class GRPOConfig(StrictModel):
 
 
 class RLBudget(StrictModel):
-    steps: int | None = Field(None, ge=1)
+    # 0 steps: an eval-only run (the init model scored on the task, no update); a split sweep's f = 0.
+    steps: int | None = Field(None, ge=0, description="RL steps; 0 evaluates the init model only")
     flops: float | None = Field(None, gt=0, description="stop once cumulative RL FLOPs (full convention) reach this")
 
     @model_validator(mode="after")
@@ -88,6 +90,7 @@ class RLConfig(StrictModel):
     keep_checkpoints: int = Field(2, ge=1)
     progress: bool = True
     tensorboard: bool = True  # events in RUN_DIR/tensorboard (`tensorboard --logdir` a run or a sweep)
+    wandb: WandbConfig | None = None  # the optional `wandb` extra: log to a W&B project
     init_run: str | None = Field(None, description="pretraining run directory (or given as --init)")
 
 

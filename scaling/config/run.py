@@ -11,13 +11,14 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from scaling.bundled import BUNDLED
 from scaling.config.base import StrictModel, apply_overrides, read_yaml, validate
 from scaling.config.data import DataConfig
 from scaling.config.model import MeshConfig, ModelConfig
+from scaling.config.tracking import WandbConfig
 from scaling.errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MODELS_DIR = REPO_ROOT / "configs" / "models"
+MODELS_DIR = BUNDLED / "configs" / "models"
 
 
 class OptimizerConfig(StrictModel):
@@ -70,6 +71,7 @@ class TrainConfig(StrictModel):
     fork_from: ForkFrom | None = None
     diverge_loss: float = Field(20.0, gt=0, description="stop as diverged when train loss exceeds this")
     tensorboard: bool = True  # events in RUN_DIR/tensorboard (`tensorboard --logdir` a run or a sweep)
+    wandb: WandbConfig | None = None  # the optional `wandb` extra: log to a W&B project
     progress: bool = True
 
     @model_validator(mode="after")

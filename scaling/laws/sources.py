@@ -80,8 +80,8 @@ def read_csv(path: Path) -> Table:
 
 
 def read_registry(sweep_dir: Path, which: str) -> Table:
-    """`runs` rows that finished (pretraining only, when kinds are recorded), or the `curves` rows
-    that carry an accuracy (RL evaluations)."""
+    """`runs` rows that finished (pretraining only, when kinds are recorded), the `curves` rows that
+    carry an accuracy (RL evaluations), or (`split`) every run closing a split sweep's pipeline."""
     db = sweep_dir / "registry.sqlite"
     if not db.is_file():
         raise UserError(f"{sweep_dir}: not a sweep directory (no registry.sqlite)")
@@ -89,10 +89,16 @@ def read_registry(sweep_dir: Path, which: str) -> Table:
     # is writing; this one only SELECTs, and WAL readers never block the writers.
     con = sqlite3.connect(db, timeout=30)
     try:
-        columns = {row[1] for row in con.execute(f"PRAGMA table_info({which})")}
+        table = "curves" if which == "curves" else "runs"
+        columns = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
         if not columns:
-            raise UserError(f"{db}: no table {which!r}")
-        if which == "runs":
+            raise UserError(f"{db}: no table {table!r}")
+        if which == "split":  # every pipeline, finished or not: the split loader says what is missing
+            if "split_share" not in columns:
+                raise UserError(f"{sweep_dir}: not a split sweep (no run records a pipeline's RL share); split "
+                                "reads a `kind: split` sweep directory or a CSV of total compute, RL share and accuracy")
+            cursor = con.execute("SELECT * FROM runs WHERE split_share IS NOT NULL ORDER BY split_budget, split_share")
+        elif which == "runs":
             where = "status = 'done'" + (" AND (kind IS NULL OR kind = 'pretrain')" if "kind" in columns else "")
             cursor = con.execute(f"SELECT * FROM runs WHERE {where} ORDER BY run_id")
         else:

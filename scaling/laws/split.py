@@ -21,6 +21,7 @@ it is left out with a warning naming the reason; fewer than two usable budgets i
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from scaling.errors import UserError
 from scaling.laws.bootstrap import check_replicates, percentile_intervals, stratified_weights
 from scaling.laws.isoflop import format_flops
 from scaling.laws.results import FitResult, format_value
-from scaling.laws.sources import Columns, Points, open_table, round_significant
+from scaling.laws.sources import Columns, Points, Table, open_table, read_registry, round_significant
 
 CURVES = ("auto", "logit", "share")
 MIN_SHARES = 3  # a parabola needs three distinct shares
@@ -42,12 +43,36 @@ DEFAULTS = {"c": "total_flops", "x": "rl_share", "y": "accuracy"}
 UNSTABLE_FRACTION = 0.1
 
 
+def sweep_table(sweep_dir: Path) -> tuple[Table, str]:
+    """A split sweep's finished pipelines: each RL (or f=0 eval-only) row with the realized `total_flops`
+    (its pretraining run's FLOPs, `init_flops`, plus its own RL FLOPs, both full convention) and the
+    realized `rl_share` (RL FLOPs / total), beside the planned `split_budget` C and `split_share` f."""
+    table = read_registry(sweep_dir, "split")
+    done = [i for i, status in enumerate(table.values.get("status", [])) if status == "done"]
+    if not table.row_labels:
+        raise UserError(f"{sweep_dir}: not a split sweep (no run records a pipeline's RL share); split reads a "
+                        "`kind: split` sweep directory or a CSV of total compute, RL share and accuracy")
+    if not done:
+        raise UserError(f"{sweep_dir}: none of its {len(table.row_labels)} split pipelines has finished "
+                        f"(see `scaling sweep status {sweep_dir}`)")
+    values = {k: [v[i] for i in done] for k, v in table.values.items()}
+    pre, rl = (np.array(values[k], dtype=float) for k in ("init_flops", "flops_full"))
+    values["total_flops"] = list(pre + rl)
+    values["rl_share"] = list(rl / (pre + rl))
+    note = (f"{len(done)} finished pipelines of {len(table.row_labels)}; total_flops = pretraining + RL FLOPs "
+            "(full convention, as run), rl_share = RL / total as run; budgets: the planned split_budget")
+    return Table(table.name, values, [table.row_labels[i] for i in done]), note
+
+
 def load_split_points(source, cols: Columns = Columns()) -> Points:
-    """Total compute, RL share and accuracy per run, from a CSV; budgets from --group or C rounded."""
+    """Total compute, RL share and accuracy per run, from a CSV or a split sweep directory; budgets from
+    --group (a sweep's planned C by default) or C rounded."""
+    sweep_note = None
     if Path(source).is_dir():
-        raise UserError(f"{source}: split reads a CSV of total compute, RL share and accuracy per run "
-                        "(no sweep kind records a split yet)")
-    table = open_table(source, "runs")
+        table, sweep_note = sweep_table(Path(source))
+        cols = cols if cols.group else replace(cols, group="split_budget")
+    else:
+        table = open_table(source, "runs")
     names = {role: getattr(cols, role) or DEFAULTS[role] for role in DEFAULTS}
     values = {}
     for role, flag in (("c", "--c"), ("x", "--x"), ("y", "--y")):
@@ -64,6 +89,7 @@ def load_split_points(source, cols: Columns = Columns()) -> Points:
             raise UserError(f"{table.name}: column {column!r} {table.row_labels[i]}: {v[i]:g} is not {want}"
                             + ("; is --x the RL share (a fraction, not a percentage)?" if column == names["x"] else ""))
     pts = Points(str(source), C=C, x=f, y=y, labels={"C": names["c"], "x": names["x"], "y": names["y"]})
+    pts.notes += [sweep_note] if sweep_note else []
     if cols.group:
         budget = table.numbers(cols.group, "--group")
         if not (np.isfinite(budget) & (budget > 0)).all():
@@ -120,7 +146,11 @@ def _window(u: np.ndarray, y: np.ndarray, w: np.ndarray, window: int) -> tuple[n
     if not shares[0] < vertex < shares[-1]:
         return np.zeros(len(u), bool), "optimum at the edge (the fitted maximum lies outside the shares tried)"
     nearest = shares[np.sort(np.argsort(np.abs(shares - vertex))[: 2 * window + 1])]
-    return present & (u >= nearest[0]) & (u <= nearest[-1]), ""
+    on = present & (u >= nearest[0]) & (u <= nearest[-1])
+    if on.sum() <= MIN_SHARES:  # an exactly determined parabola: any interval would be a point
+        return np.zeros(len(u), bool), (f"{on.sum()} runs around the optimum, no more than the curve's 3 "
+                                        "parameters (no residual to size its error from)")
+    return on, ""
 
 
 def _optimum(curve: str, f: np.ndarray, y: np.ndarray, weights: np.ndarray, window: int = WINDOW):

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from scaling.config.model import ModelConfig
-from scaling.model.layers import attention, mlp, norm
+from scaling.model.layers import attention, mlp, norm, rope_tables
 from scaling.model.moe import moe_mlp
 from scaling.parallel import constrain
 
@@ -111,10 +111,11 @@ class Decoder(nnx.Module):
         """
         cfg = self.cfg
         dt = jnp.dtype(cfg.dtype)
-        B, S = tokens_BxS.shape
-        if positions_BxS is None:
+        S = tokens_BxS.shape[1]
+        if positions_BxS is None:  # one row for the whole batch: broadcasting does the rest
             start = cache["index"] if cache is not None else 0
-            positions_BxS = jnp.broadcast_to(start + jnp.arange(S)[None, :], (B, S))
+            positions_BxS = start + jnp.arange(S)[None, :]
+        sin_cos = rope_tables(positions_BxS, cfg.d_head, cfg.rope_theta) if cfg.pos == "rope" else None
         x_BxSxD = self.embed.get_value()[tokens_BxS].astype(dt)
         if cfg.pos == "learned":
             x_BxSxD = x_BxSxD + self.pos_embed.get_value()[positions_BxS].astype(dt)
@@ -130,7 +131,7 @@ class Decoder(nnx.Module):
 
         def block(x, xs):
             p, kv_g = xs
-            return _block(cfg, p, x, positions_BxS, kv_g, index, kv_valid_BxT)
+            return _block(cfg, p, x, sin_cos, kv_g, index, kv_valid_BxT)
 
         if cfg.remat != "none":
             block = jax.checkpoint(block, policy=REMAT_POLICIES[cfg.remat], prevent_cse=not cfg.scan_layers)
@@ -147,7 +148,11 @@ class Decoder(nnx.Module):
         w_DxV = self.embed.get_value().T if cfg.tie_embeddings else self.head.get_value()
         logits_BxSxV = jnp.einsum("bsd,dv->bsv", x_BxSxD, w_DxV.astype(dt), preferred_element_type=jnp.float32)
         if cfg.padded_vocab != cfg.V:
-            logits_BxSxV = jnp.where(jnp.arange(cfg.padded_vocab) < cfg.V, logits_BxSxV, -1e9)
+            # Padding logits sink to -1e9 by adding a constant row, not by a select: the softmax and the
+            # gradients are the same (exp underflows to exactly 0 either way), but the backward is the
+            # identity instead of a second full-size select, and the add fuses into the matmul's output.
+            sink_V = jnp.where(jnp.arange(cfg.padded_vocab) < cfg.V, 0.0, -1e9).astype(jnp.float32)
+            logits_BxSxV = logits_BxSxV + sink_V
         logits_BxSxV = constrain(logits_BxSxV, ("batch", "seq", "act_vocab"))
         aux = {name: (v if name == "expert_load" else v.mean()) for name, v in aux.items()}
         new_cache = None if cache is None else {**new_kv, "index": cache["index"] + S}
@@ -162,7 +167,7 @@ class Decoder(nnx.Module):
         return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype), "index": jnp.zeros((), jnp.int32)}
 
 
-def _block(cfg: ModelConfig, p: dict, x_BxSxD, positions_BxS, kv_g, index, kv_valid_BxT):
+def _block(cfg: ModelConfig, p: dict, x_BxSxD, sin_cos, kv_g, index, kv_valid_BxT):
     """One group of k layers: attention + (dense or MoE) MLP each, pre-norm residuals."""
     k = cfg.moe.every if cfg.moe else 1
     aux = {}
@@ -170,7 +175,7 @@ def _block(cfg: ModelConfig, p: dict, x_BxSxD, positions_BxS, kv_g, index, kv_va
     for j in range(k):
         lp = jax.tree.map(lambda a: a[j], p["layers"])
         cache_j = None if kv_g is None else {"k": kv_g["k"][j], "v": kv_g["v"][j], "index": index}
-        y, c = attention(lp, norm(x_BxSxD, lp["ln1"], cfg.norm), positions_BxS, cfg, cache_j, kv_valid_BxT)
+        y, c = attention(lp, norm(x_BxSxD, lp["ln1"], cfg.norm), sin_cos, cfg, cache_j, kv_valid_BxT)
         if c is not None:
             new_k.append(c["k"])
             new_v.append(c["v"])

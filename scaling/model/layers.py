@@ -35,18 +35,23 @@ def norm(x_BxSxD: jax.Array, scale_D: jax.Array, kind: str, eps: float = 1e-6) -
     return (x * scale_D.astype(jnp.float32)).astype(x_BxSxD.dtype)
 
 
-def rope(x_BxSxHxE: jax.Array, positions_BxS: jax.Array, theta: float) -> jax.Array:
-    """Rotary embeddings (rotate-half form), angles in float32."""
-    E = x_BxSxHxE.shape[-1]
+def rope_tables(positions_BxS: jax.Array, E: int, theta: float) -> tuple[jax.Array, jax.Array]:
+    """sin and cos of the rotary angles, [B, S, 1, E/2] in float32. Computed once per forward pass and
+    shared by every layer's queries and keys; with positions [1, S] (training) once for the whole batch."""
     freqs = theta ** (-jnp.arange(0, E, 2, dtype=jnp.float32) / E)
     angles_BxSxE2 = positions_BxS[..., None].astype(jnp.float32) * freqs
-    sin, cos = jnp.sin(angles_BxSxE2)[:, :, None, :], jnp.cos(angles_BxSxE2)[:, :, None, :]
+    return jnp.sin(angles_BxSxE2)[:, :, None, :], jnp.cos(angles_BxSxE2)[:, :, None, :]
+
+
+def rope(x_BxSxHxE: jax.Array, sin_cos: tuple[jax.Array, jax.Array]) -> jax.Array:
+    """Rotary embeddings (rotate-half form), in float32."""
+    sin, cos = sin_cos
     x1, x2 = jnp.split(x_BxSxHxE.astype(jnp.float32), 2, axis=-1)
     out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
     return out.astype(x_BxSxHxE.dtype)
 
 
-def attention(p: dict, x_BxSxD: jax.Array, positions_BxS: jax.Array, cfg: ModelConfig,
+def attention(p: dict, x_BxSxD: jax.Array, sin_cos: tuple[jax.Array, jax.Array] | None, cfg: ModelConfig,
               cache: dict | None = None, kv_valid_BxT: jax.Array | None = None):
     """Multi-head / grouped-query causal self-attention.
 
@@ -54,6 +59,7 @@ def attention(p: dict, x_BxSxD: jax.Array, positions_BxS: jax.Array, cfg: ModelC
     With `cache` ({"k","v": [B, T, K, E]} and scalar "index"): the S new tokens are written at
     slots index..index+S-1 and attend to every valid earlier slot (prefill and decode). Slot order is
     time order, so causality is `slot_k <= slot_q`; `kv_valid_BxT` masks left padding of prompts.
+    `sin_cos` are the rotary tables of `rope_tables` (None unless cfg.pos == "rope").
     Returns (y_BxSxD, new_cache).
     """
     dt = jnp.dtype(cfg.dtype)
@@ -65,8 +71,8 @@ def attention(p: dict, x_BxSxD: jax.Array, positions_BxS: jax.Array, cfg: ModelC
         q_BxSxHxE = norm(q_BxSxHxE, p["q_norm"], "rms")
         k_BxSxKxE = norm(k_BxSxKxE, p["k_norm"], "rms")
     if cfg.pos == "rope":
-        q_BxSxHxE = rope(q_BxSxHxE, positions_BxS, cfg.rope_theta)
-        k_BxSxKxE = rope(k_BxSxKxE, positions_BxS, cfg.rope_theta)
+        q_BxSxHxE = rope(q_BxSxHxE, sin_cos)
+        k_BxSxKxE = rope(k_BxSxKxE, sin_cos)
     q_BxSxHxE = constrain(q_BxSxHxE, ("batch", "seq", "act_heads", None))
 
     new_cache = None

@@ -9,7 +9,8 @@
     figures: [loss_vs_compute, isoflop, optimal_allocation, isoloss_contours, residuals]
 
 Relative paths are resolved against the repository root (the nearest parent of the file holding a
-pyproject.toml), so `scaling plot analysis/x.yaml` works from any working directory.
+pyproject.toml), so `scaling plot analysis/x.yaml` works from any working directory; from an installed
+package, the bundled analysis files read their bundled data and write `out` under the working directory.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Literal
 
 from pydantic import Field, create_model
 
+from scaling.bundled import BUNDLED
 from scaling.config.base import StrictModel, read_yaml, validate
 from scaling.errors import UserError
 from scaling.laws.sources import Columns
@@ -43,10 +45,12 @@ class Analysis(StrictModel):
 
 
 def repo_root(start: Path) -> Path:
+    """The checkout a file is in (nearest folder up with a pyproject.toml); for a file of an installed
+    package, the bundled folder (whose analysis/ holds the bundled data); else the file's own folder."""
     for folder in [start, *start.parents]:
         if (folder / "pyproject.toml").is_file():
             return folder
-    return start
+    return BUNDLED if start.is_relative_to(BUNDLED) else start
 
 
 def load_analysis(path: str | Path) -> tuple[Analysis, Path, Path | None]:
@@ -55,11 +59,13 @@ def load_analysis(path: str | Path) -> tuple[Analysis, Path, Path | None]:
     analysis = validate(Analysis, read_yaml(path), source=str(path))
     root = repo_root(path.resolve().parent)
 
-    def resolve(p: str) -> Path:
+    def resolve(p: str, base: Path) -> Path:
         p = Path(p).expanduser()
-        return p if p.is_absolute() else (root / p).resolve()
+        return p if p.is_absolute() else (base / p).resolve()
 
-    source = resolve(analysis.source)
+    source = resolve(analysis.source, root)
     if not source.exists():
         raise UserError(f"{path}: source: {analysis.source} not found (looked at {source})")
-    return analysis, source, resolve(analysis.out) if analysis.out else None
+    # Outputs of a bundled analysis run from an installed package go under the working directory.
+    out_base = Path.cwd() if root == BUNDLED else root
+    return analysis, source, resolve(analysis.out, out_base) if analysis.out else None

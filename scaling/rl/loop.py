@@ -49,7 +49,7 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
         print(f"warning: {warning}", file=sys.stderr)
 
     counts = count_model(init_cfg.model, grpo.max_prompt_tokens + cfg.sampling.max_new)
-    total_steps = cfg.budget.steps or _steps_upper_bound(cfg, counts)
+    total_steps = cfg.budget.steps if cfg.budget.steps is not None else _steps_upper_bound(cfg, counts)
     tx, schedule = make_optimizer(cfg.optimizer, total_steps)
     params, non_trainable = policy0.params, policy0.non_trainable
     del policy0
@@ -67,7 +67,8 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
         state, meta = found
     start = int(meta["step"])
     # No checkpoint: drop a killed try's step-0 row.
-    log = MetricsLog(run_dir, start if found is not None else -1, tensorboard=cfg.tensorboard)
+    log = MetricsLog(run_dir, start if found is not None else -1, tensorboard=cfg.tensorboard, wandb=cfg.wandb,
+                     config=cfg.model_dump(mode="json"), where="wandb")
     progress = Progress(total_steps, start, enabled=cfg.progress and not quiet, label=f"rl {task.name}")
     eval_settings = EvalSettings.of(cfg)
     eval_problems = task.eval_problems(cfg.eval.problems)

@@ -59,4 +59,6 @@ def resolved_spec(spec: SweepSpecBase, path: str | Path | None) -> dict[str, Any
     data["base"] = resolve_base(spec, Path(path) if path else None)
     if "models" in data:
         data["models"] = [resolve_model(m, f"models[{i}]") for i, m in enumerate(data["models"])]
+    if hasattr(spec, "inline_refs"):  # a kind with references of its own (a split sweep's RL recipe)
+        spec.inline_refs(data, Path(path) if path else None)
     return data

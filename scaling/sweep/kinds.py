@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from scaling.errors import UserError
-from scaling.sweep import pretrain, rlvr
+from scaling.sweep import pretrain, rlvr, split
 from scaling.sweep.plan import Plan
 from scaling.sweep.spec import PretrainSweepSpec, SweepSpecBase
 
@@ -32,6 +32,7 @@ KINDS: dict[str, SweepKind] = {kind.name: kind for kind in [
     SweepKind("pretrain", PretrainSweepSpec, command="train", designs={
         "grid": pretrain.expand_grid, "isoflop": pretrain.expand_isoflop, "wsd_forks": pretrain.expand_wsd_forks}),
     SweepKind("rlvr", rlvr.RLVRSweepSpec, command="rl", designs={"grid": rlvr.expand_rlvr}),
+    SweepKind("split", split.SplitSweepSpec, command=None, designs={"split": split.expand_split}),
 ]}
 
 

@@ -97,6 +97,11 @@ class PlannedRun:
         """Steps this run itself trains (a forked branch starts at its fork step)."""
         return self.steps - (self.fork_step or 0)
 
+    @property
+    def flops_to_train(self) -> float:
+        """Full-convention FLOPs this run itself trains (0 for an eval-only RL run of 0 steps)."""
+        return self.flops_full * self.trained_steps / max(self.steps, 1)
+
     def registry_row(self) -> dict[str, Any]:
         """The registry columns known before training (the trainer's summary fills in the rest)."""
         c = self.counts

@@ -15,6 +15,15 @@ def format_seconds(s: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
+def _result(row: dict) -> str:
+    """The number the fits use: held-out loss (pretraining) or held-out accuracy (RL); the last training
+    batch's loss only when a run has no evaluation."""
+    for key, label in (("eval_loss", "eval loss"), ("accuracy", "accuracy"), ("loss", "train loss")):
+        if row.get(key) is not None:
+            return f"{label} {row[key]:.4f}"
+    return ""
+
+
 class Progress:
     def __init__(self, runs: list[PlannedRun], statuses: dict[str, str], capacity: int, live: bool | None = None):
         self.runs = {r.run_id: r for r in runs}
@@ -40,7 +49,7 @@ class Progress:
         """Remaining FLOPs at the FLOP rate of the runs finished this session, spread over the slots."""
         if not self._flops_done:
             return None
-        remaining = sum(r.flops_full * r.trained_steps / r.steps for i, r in self.runs.items()
+        remaining = sum(r.flops_to_train for i, r in self.runs.items()
                         if self.statuses.get(i) in ("pending", "running"))
         return remaining * self._seconds_done / self._flops_done / self.capacity
 
@@ -58,8 +67,8 @@ class Progress:
         began = self.running.pop(run.run_id, None)
         if began is not None and status == "done":
             self._seconds_done += time.time() - began
-            self._flops_done += run.flops_full * run.trained_steps / run.steps
-        detail = f"loss {row['loss']:.4f}" if row and row.get("loss") is not None else ""
+            self._flops_done += run.flops_to_train
+        detail = _result(row or {})
         if status != "done" and row and row.get("error"):
             detail = row["error"]
         if self._live:

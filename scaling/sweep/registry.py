@@ -31,6 +31,8 @@ RUN_COLUMNS: list[tuple[str, str]] = [
     ("n_params_active_nonembedding", "INTEGER"), ("swept_json", "TEXT"), ("role", "TEXT"), ("fork_of", "TEXT"),
     ("fork_step", "INTEGER"), ("pid", "INTEGER"), ("host", "TEXT"), ("started_at", "TEXT"),
     ("heartbeat_at", "TEXT"), ("finished_at", "TEXT"),
+    # A split sweep's RL (or f=0 eval-only) run: the pipeline's total budget C and RL share f, as planned.
+    ("split_budget", "REAL"), ("split_share", "REAL"),
 ]
 CURVE_COLUMNS: list[tuple[str, str]] = [
     ("run_id", "TEXT"), ("step", "INTEGER"), ("tokens", "INTEGER"), ("flops", "REAL"), ("eval_loss", "REAL"),

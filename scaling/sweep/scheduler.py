@@ -1,4 +1,5 @@
-"""Launch a sweep's runs on an executor, respecting dependencies (a wsd_forks branch needs its trunk)."""
+"""Launch a sweep's runs on an executor, respecting dependencies (a wsd_forks branch needs its trunk, a
+split sweep's RL run its pretraining run)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -12,8 +13,9 @@ from scaling.sweep.registry import Registry
 def run_all(runs: list[PlannedRun], statuses: dict[str, str], executor, registry: Registry,
             make_task: Callable[[PlannedRun], RunTask], progress: Progress) -> dict[str, str]:
     """Run `runs` (the ones not already finished); `statuses` holds every run's current status and is
-    updated in place. Trunks go first, then the biggest runs, so the slowest work starts earliest."""
-    waiting = sorted(runs, key=lambda r: (r.role != "trunk", -r.flops_full * r.trained_steps / max(r.steps, 1)))
+    updated in place. Runs others wait for go first, then the biggest runs, so the slowest work starts earliest."""
+    needed = {r.depends_on for r in runs}
+    waiting = sorted(runs, key=lambda r: (r.run_id not in needed, -r.flops_to_train))
     queued = {r.run_id for r in waiting}
     in_flight: dict[object, PlannedRun] = {}
     interrupted = True  # until the loop ends normally
@@ -51,7 +53,7 @@ def run_all(runs: list[PlannedRun], statuses: dict[str, str], executor, registry
 
 
 def _blocked_by(run: PlannedRun, statuses: dict[str, str], queued: set[str]) -> str | None:
-    """None: ready. 'wait': its trunk is queued or running. Otherwise why it can never run."""
+    """None: ready. 'wait': the run it needs is queued or running. Otherwise why it can never run."""
     if not run.depends_on:
         return None
     trunk = statuses.get(run.depends_on)
@@ -59,4 +61,4 @@ def _blocked_by(run: PlannedRun, statuses: dict[str, str], queued: set[str]) -> 
         return None
     if run.depends_on in queued or trunk == "running":
         return "wait"
-    return f"its trunk {run.depends_on} ended {trunk or 'missing'}"
+    return f"the run it starts from, {run.depends_on}, ended {trunk or 'missing'}"

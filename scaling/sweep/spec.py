@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from scaling.bundled import BUNDLED
 from scaling.config.base import StrictModel, read_yaml
-from scaling.config.run import REPO_ROOT
 from scaling.errors import UserError
 from scaling.sweep.rules import check_rule
 
@@ -146,11 +146,11 @@ class PretrainSweepSpec(SweepSpecBase):
 
 
 def find_file(ref: str, sweep_path: Path | None) -> Path:
-    """A path as written, else relative to the sweep file, else relative to the repository."""
+    """A path as written, else relative to the sweep file, else a bundled file (configs/train/...)."""
     candidates = [Path(ref)]
     if sweep_path is not None:
         candidates.append(sweep_path.parent / ref)
-    candidates.append(REPO_ROOT / ref)
+    candidates.append(BUNDLED / ref)
     for c in candidates:
         if c.is_file():
             return c

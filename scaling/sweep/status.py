@@ -41,6 +41,8 @@ def print_status(sweep_dir: str | Path) -> None:
         counts[shown_status(row)] = counts.get(shown_status(row), 0) + 1
     title = f"{sweep_dir}: {len(rows)} runs, " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     table = Table(title=title, title_justify="left")
+    if any(row.get("split_share") is not None for row in rows):
+        return print_split_status(sweep_dir, rows, title)
     rl = any(row.get("kind") == "rlvr" for row in rows)  # a sweep file has one kind
     columns = RL_COLUMNS if rl else PRETRAIN_COLUMNS
     for col in columns:
@@ -62,6 +64,39 @@ def print_status(sweep_dir: str | Path) -> None:
     Console(width=max(160, Console().width)).print(table)
     failed = [r for r in rows if r["status"] == "failed" and r.get("error")]
     for row in failed[:5]:
+        print(f"failed {row['name']}: {row['error']}")
+
+
+# One row per pipeline (C, f): its pretraining run and its RL run (eval-only at f = 0), FLOPs as run (as
+# planned until the run is done), the realized RL share, and the RL run's held-out greedy pass@1.
+SPLIT_COLUMNS = ("C", "f", "model", "pretraining", "RL run", "pretrain FLOPs", "RL FLOPs", "share run", "pass@1",
+                 "wall")
+
+
+def print_split_status(sweep_dir, rows: list[dict], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    by_id = {row["run_id"]: row for row in rows}
+    table = Table(title=title, title_justify="left")
+    for col in SPLIT_COLUMNS:
+        table.add_column(col, justify="left" if col in ("model", "pretraining", "RL run") else "right")
+    for row in sorted((r for r in rows if r.get("split_share") is not None),
+                      key=lambda r: (r["split_budget"], r["split_share"], r["seed"] or 0)):
+        pre = by_id.get(row["fork_of"]) or {}
+        pre_flops = pre.get("flops_full") if pre.get("status") == "done" else row["init_flops"]
+        share = row["flops_full"] / (pre_flops + row["flops_full"]) if row["status"] == "done" and pre_flops else None
+        walls = [r["wall_s"] for r in (pre, row) if r.get("wall_s")]
+        table.add_row(_g(row["split_budget"]), f"{row['split_share']:g}", row["model"] or "",
+                      f"{pre.get('name') or row['fork_of']} ({shown_status(pre) if pre else 'missing'})",
+                      f"{'eval only' if row['split_share'] == 0 else row['name']} ({shown_status(row)})",
+                      _g(pre_flops), _g(row["flops_full"]), f"{share:.3f}" if share is not None else "",
+                      _f(row["accuracy"]), format_seconds(sum(walls)) if walls else "")
+    Console(width=max(160, Console().width)).print(table)
+    ends = [r for r in rows if r.get("split_share") is not None]
+    print(f"{len(ends)} pipelines: {len({r['fork_of'] for r in ends})} pretraining runs (one shared by pipelines is "
+          f"trained once) + {len(ends)} RL/eval-only runs; wall: the pipeline's pretraining + RL")
+    for row in [r for r in rows if r["status"] == "failed" and r.get("error")][:5]:
         print(f"failed {row['name']}: {row['error']}")
 
 

@@ -44,7 +44,6 @@ def submit(path: str | Path, out: str | Path, executor: str = "local", max_paral
         print_plan(plan, probe=probe, max_parallel=max_parallel)
         return 0
     sweep_dir = Path(out).resolve()
-    command = get_kind(plan.runs[0].kind).command
     with claimed(sweep_dir, resolved, str(path)):
         registry = Registry(sweep_dir / "registry.sqlite")
         registry.init()
@@ -66,7 +65,7 @@ def submit(path: str | Path, out: str | Path, executor: str = "local", max_paral
             ex = make_executor(executor, max_parallel, address=address, gpus_per_run=gpus_per_run)
             progress = Progress(plan.runs, statuses, ex.capacity, live=live)
             try:
-                run_all(todo, statuses, ex, registry, lambda r: _task(sweep_dir, r, command), progress)
+                run_all(todo, statuses, ex, registry, lambda r: _task(sweep_dir, r), progress)
             finally:
                 progress.close()
             print(f"sweep: {progress.line().rsplit(', ETA', 1)[0]}")
@@ -100,8 +99,9 @@ def _write_run_config(sweep_dir: Path, run: PlannedRun) -> None:
         write_atomic(path, header + yaml.safe_dump(run.config.model_dump(mode="json"), sort_keys=False))
 
 
-def _task(sweep_dir: Path, run: PlannedRun, command: str) -> RunTask:
-    return RunTask(run_id=run.run_id, name=run.name, command=command, sweep_dir=str(sweep_dir),
+def _task(sweep_dir: Path, run: PlannedRun) -> RunTask:
+    # Each run is launched by its own kind's command: a split sweep holds pretrain and rlvr runs.
+    return RunTask(run_id=run.run_id, name=run.name, command=get_kind(run.kind).command, sweep_dir=str(sweep_dir),
                    config_path=f"configs/{run.name}.yaml", run_dir=run.run_dir, log_path=f"logs/{run.name}.log",
                    flop_convention=run.flop_convention)
 

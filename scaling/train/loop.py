@@ -127,7 +127,7 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
         state, meta = _restore_fork(t.fork_from, state, train_iter)
     start = int(meta["step"])
 
-    log = MetricsLog(run_dir, start, tensorboard=t.tensorboard)
+    log = MetricsLog(run_dir, start, tensorboard=t.tensorboard, wandb=t.wandb, config=cfg.model_dump(mode="json"))
     progress = Progress(budget.steps, start, enabled=t.progress and not quiet, label=cfg.model.name)
     peak = device_peak_flops()
     per_token_full = budget.counts.train_flops_per_token_full

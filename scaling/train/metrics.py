@@ -49,15 +49,21 @@ class MetricsLog:
     """Append-only metrics.jsonl; on resume, lines past the restored step are dropped first so the file
     ends up identical to an uninterrupted run's."""
 
-    def __init__(self, run_dir: Path, resume_step: int, tensorboard: bool = False):
+    def __init__(self, run_dir: Path, resume_step: int, tensorboard: bool = False, wandb=None,
+                 config: dict | None = None, where: str = "train.wandb"):
+        """`wandb`: a WandbConfig (or None), `config`: the resolved run config it is given."""
         self.path = run_dir / "metrics.jsonl"
         self._truncate_after(resume_step)
         self.file = self.path.open("a")
-        self.tb = None
+        self.tb = self.wandb = None
         if tensorboard:
             from tensorboardX import SummaryWriter  # a dependency: runs write TensorBoard events by default
 
             self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+        if wandb is not None:
+            from scaling.train.wandb_log import WandbRun
+
+            self.wandb = WandbRun(wandb, run_dir, config or {}, where)
 
     def _truncate_after(self, step: int) -> None:
         if not self.path.exists():
@@ -81,11 +87,15 @@ class MetricsLog:
             for key, value in record.items():
                 if isinstance(value, (int, float)) and key not in ("step", "time") and value is not None:
                     self.tb.add_scalar(key, value, record["step"])
+        if self.wandb is not None:
+            self.wandb.log(record)
 
     def close(self) -> None:
         self.file.close()
         if self.tb is not None:
             self.tb.close()
+        if self.wandb is not None:
+            self.wandb.close()
 
 
 class Progress:

@@ -21,6 +21,7 @@ from scaling.model import Decoder, lm_objective, token_logprobs
 from scaling.model.moe import updated_router_bias
 from scaling.parallel import state_shardings
 from scaling.parallel.mesh import BATCH_AXES
+from scaling.runtime import cpu_compiler_options
 from scaling.train.optim import scaled_updates
 
 TrainState = dict[str, Any]  # {"params": nnx.State, "opt_state": optax state, "rest": nnx.State, "step": int32}
@@ -117,15 +118,16 @@ def compile_steps(cfg: ModelConfig, graphdef, shardings, tx: optax.GradientTrans
         return -(logp * batch["mask"]).sum(), batch["mask"].sum()
 
     b_sh = NamedSharding(mesh, batch_spec(mesh)) if mesh is not None else None
+    options = cpu_compiler_options()
     if mesh is None:
-        train_jit = jax.jit(train_step, donate_argnums=0)
-        eval_jit = jax.jit(eval_step)
+        train_jit = jax.jit(train_step, donate_argnums=0, compiler_options=options)
+        eval_jit = jax.jit(eval_step, compiler_options=options)
     else:
         batch_sh = {"inputs": b_sh, "targets": b_sh, "mask": b_sh}
         replicated = NamedSharding(mesh, P())
         train_jit = jax.jit(train_step, donate_argnums=0, in_shardings=(shardings, batch_sh, replicated),
-                            out_shardings=(shardings, replicated))
+                            out_shardings=(shardings, replicated), compiler_options=options)
         eval_jit = jax.jit(eval_step, in_shardings=(shardings["params"], shardings["rest"], batch_sh),
-                           out_shardings=replicated)
+                           out_shardings=replicated, compiler_options=options)
     return CompiledSteps(graphdef, train_jit, eval_jit, shardings, b_sh)
 

@@ -1,4 +1,5 @@
-"""One run, start to finish: launch `scaling train` on it, keep its registry row alive, record the result.
+"""One run, start to finish: launch its kind's command (`scaling train`, `scaling rl`) on it, keep its registry row
+alive, record the result.
 
 Shared by every executor (a local thread or a Ray task calls `execute_run`), so a run is recorded
 the same way wherever it ran: by the process that watched it, in its own short transactions.

@@ -1,0 +1,143 @@
+"""CPU step benchmark: the compiled train step of the CPU recipes against this machine's matmul rate.
+
+    python benchmarks/bench_step.py                          # all recipes, prints one JSON line each
+    python benchmarks/bench_step.py --recipes demo-math --set model.scan_layers=false
+    python benchmarks/bench_step.py --write                  # also records "## CPU step" in BENCHMARKS.md
+
+The matmul rate is the best of several 1024x1024 float32 products (2·1024³ FLOPs each) through the same
+JAX; it is measured before and after the recipes, and the ratio uses the higher of the two. Recipes:
+`demo-math` (configs/train/demo-math-cpu.yaml), `math-3step` (configs/train/math-3step-cpu.yaml) and
+`isoflop` (one row per model of sweeps/demo-cpu-isoflop.yaml, as that sweep resolves it). Each step is
+the real compiled train step (AdamW) on random tokens, so the data pipeline is not measured; the time
+is the best of `--repeats` windows of `--steps` steps. FLOPs are the full convention of
+scaling.model.accounting (every matmul incl. attention and the output layer, causal half, backward = 2×).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = {"demo-math": "configs/train/demo-math-cpu.yaml", "math-3step": "configs/train/math-3step-cpu.yaml"}
+ISOFLOP_SWEEP = "sweeps/demo-cpu-isoflop.yaml"
+
+
+def matmul_gflops(n: int = 1024, reps: int = 10, windows: int = 5) -> float:
+    """Best float32 n×n matmul rate (GFLOP/s) over `windows` windows of `reps` products."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+    dot = jax.jit(jnp.dot)
+    dot(a, b).block_until_ready()
+    best = float("inf")
+    for _ in range(windows):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            out = dot(a, b)
+        out.block_until_ready()
+        best = min(best, (time.perf_counter() - t0) / reps)
+    return 2 * n**3 / best / 1e9
+
+
+def recipe_configs(names: list[str], overrides: list[str]) -> list[tuple[str, object]]:
+    """(label, RunConfig) for each requested recipe, with `--set` overrides applied."""
+    from scaling.config.base import apply_overrides
+    from scaling.config.run import load_run_config, run_config_from_dict
+    from scaling.sweep.expand import expand, load_sweep
+
+    out = []
+    for name in names:
+        if name in RECIPES:
+            out.append((name, load_run_config(ROOT / RECIPES[name], overrides)))
+            continue
+        plan = expand(load_sweep(ROOT / ISOFLOP_SWEEP), ROOT / ISOFLOP_SWEEP)
+        seen = {}
+        for run in plan.runs:  # one run per model: the step does not depend on the budget
+            seen.setdefault(run.config.model.name, run.config)
+        for model, cfg in sorted(seen.items(), key=lambda kv: kv[1].model.D * kv[1].model.L):
+            data = apply_overrides(cfg.model_dump(mode="json"), overrides)
+            out.append((f"isoflop {model}", run_config_from_dict(data, source=ISOFLOP_SWEEP)))
+    return out
+
+
+def bench(label: str, cfg, steps: int, repeats: int) -> dict:
+    from scaling.model.accounting import count_model
+    from scaling.train.throughput import measure_step
+
+    timing = measure_step(cfg, steps, repeats)
+    m = cfg.model
+    flops_s = timing["tokens_per_s"] * count_model(m, cfg.train.seq_len).train_flops_per_token_full
+    return {"recipe": label, "D": m.D, "L": m.L, "F": m.F, "batch": cfg.train.batch_size, "seq": cfg.train.seq_len,
+            "dtype": m.dtype, "scan_layers": m.scan_layers, "step_ms": round(1e3 * timing["step_s"], 2),
+            "tokens_per_s": round(timing["tokens_per_s"]), "gflops_per_s": round(flops_s / 1e9, 2),
+            "compile_s": round(timing["compile_s"], 1)}
+
+
+def write_markdown(rows: list[dict], matmul: float, command: str) -> None:
+    import jax
+
+    from scaling.train.metrics import device_description
+
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    header = "## CPU step"
+    lines = [header, "",
+             f"{datetime.date.today()}, {device_description()}, jax {jax.__version__}, Python "
+             f"{platform.python_version()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPU "
+             f"cores, load average {os.getloadavg()[0]:.1f} when measured. Command: `{command}`. "
+             f"f32 1024² matmul: {matmul:.0f} GFLOP/s. Model FLOP/s in the full convention (every matmul incl. "
+             "attention scores and the output layer, causal half, training = 3 × forward); random tokens, "
+             "no data pipeline.", "",
+             "| recipe | D×L | batch×seq | dtype | layers | step ms | tokens/s | GFLOP/s | % of matmul |",
+             "|---|---|---|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        layers = "scanned" if r["scan_layers"] else "unrolled"
+        lines.append(f"| {r['recipe']} | {r['D']}×{r['L']} | {r['batch']}×{r['seq']} | {r['dtype']} | {layers} | "
+                     f"{r['step_ms']} | {r['tokens_per_s']:,} | {r['gflops_per_s']} | {r['pct_of_matmul']}% |")
+    section = "\n".join(lines) + "\n"
+    pattern = re.compile(rf"^{re.escape(header)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    path.write_text(text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipes", nargs="+", default=[*RECIPES, "isoflop"], choices=[*RECIPES, "isoflop"])
+    ap.add_argument("--steps", type=int, default=20, help="steps per timed window")
+    ap.add_argument("--repeats", type=int, default=3, help="timed windows; the fastest counts")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override for every recipe, e.g. model.scan_layers=false")
+    ap.add_argument("--write", action="store_true", help="record the table in BENCHMARKS.md")
+    a = ap.parse_args()
+    from scaling.errors import UserError
+    from scaling.runtime import enable_compilation_cache
+
+    enable_compilation_cache()
+    try:
+        configs = recipe_configs(a.recipes, a.set)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    before = matmul_gflops()
+    print(json.dumps({"matmul_gflops_per_s": round(before, 1)}), flush=True)
+    rows = [bench(label, cfg, a.steps, a.repeats) for label, cfg in configs]
+    matmul = max(before, matmul_gflops())
+    for r in rows:
+        r["pct_of_matmul"] = round(100 * r["gflops_per_s"] / matmul, 1)
+        print(json.dumps(r), flush=True)
+    print(json.dumps({"matmul_gflops_per_s": round(matmul, 1), "load_average": os.getloadavg()[0]}), flush=True)
+    if a.write:
+        write_markdown(rows, matmul, "python " + " ".join(sys.argv))
+
+
+if __name__ == "__main__":
+    main()

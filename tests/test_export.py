@@ -1,0 +1,61 @@
+"""The compiled programs lower for GPU and TPU from this CPU machine (jax.export), so a construct that only
+XLA:CPU accepts (a host callback, an unsupported dtype or op) fails CI instead of surfacing on a cluster.
+
+Exporting lowers to StableHLO for the named platform without compiling, so no accelerator is needed.
+What only a real device shows (cuDNN's attention kernels, TPU Mosaic kernels, memory) is left to the GPU
+benchmark.
+"""
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+from jax import export
+
+from scaling.config.rl import SamplingConfig
+from scaling.config.run import run_config_from_dict
+from scaling.model import build_model
+from scaling.sampling.sampler import generate
+from scaling.train.optim import make_optimizer
+from scaling.train.step import compile_steps, init_train_state
+
+PLATFORMS = ("cuda", "tpu")
+DENSE = {"name": "t", "D": 32, "L": 2, "H": 2, "F": 64, "max_seq_len": 32}
+MOE = {**DENSE, "name": "m", "moe": {"n_experts": 4, "top_k": 2, "d_expert": 32, "aux_free_bias": True}}
+B, S = 4, 32
+
+
+def _train_step(model_fields: dict):
+    cfg = run_config_from_dict({"model": model_fields, "mesh": {"devices": 1}, "data": {"source": "synthetic-math"},
+                                "train": {"tokens": 10_000, "seq_len": S, "batch_size": B}})
+    model = build_model(cfg.model, None, seed=0)
+    tx, _ = make_optimizer(cfg.optimizer, 10)
+    graphdef, state, shardings = init_train_state(model, tx, None)
+    steps = compile_steps(cfg.model, graphdef, shardings, tx, None, 1)
+    batch = {"inputs": jnp.zeros((B, S), jnp.int32), "targets": jnp.zeros((B, S), jnp.int32),
+             "mask": jnp.ones((B, S), jnp.float32)}
+    return steps, state, batch, model
+
+
+@pytest.mark.parametrize("model_fields", [DENSE, MOE, {**MOE, "moe": {**MOE["moe"], "dispatch": "capacity"}}],
+                         ids=["dense", "moe-dropless", "moe-capacity"])
+def test_train_and_eval_steps_lower_for_gpu_and_tpu(model_fields):
+    steps, state, batch, _ = _train_step(model_fields)
+    for platform in PLATFORMS:
+        exported = export.export(steps.train_step, platforms=[platform])(state, batch, jnp.float32(1e-3))
+        assert exported.platforms == (platform,)
+        assert "stablehlo" in exported.mlir_module() and "callback" not in exported.mlir_module()
+        export.export(steps.eval_step, platforms=[platform])(state["params"], state["rest"], batch)
+
+
+def test_the_sampler_lowers_for_gpu_and_tpu():
+    *_, model = _train_step(MOE)
+    graphdef, *states = nnx.split(model, nnx.Param, ...)
+    prompts, valid = jnp.zeros((B, 8), jnp.int32), jnp.ones((B, 8), bool)
+
+    def sample(states, prompts, valid, key):
+        return generate(graphdef, states, prompts, valid, key, sampling=SamplingConfig(max_new=8), eos_id=1, pad_id=0)
+
+    for platform in PLATFORMS:
+        exported = export.export(jax.jit(sample), platforms=[platform])(tuple(states), prompts, valid,
+                                                                          jax.random.key(0))
+        assert "while" in exported.mlir_module()  # the decode loop stays on the device
