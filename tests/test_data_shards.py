@@ -200,7 +200,7 @@ def test_bad_prepare_input_is_one_line_and_exit_2(small, tmp_path, capsys, case,
 
 
 def test_killed_prepare_resumes_to_the_bytes_of_an_uninterrupted_one(tmp_path):
-    files = _write_corpus(tmp_path / "corpus", n_jsonl=30, docs_per_file=1500, seed=1)[:-1]
+    files = _write_corpus(tmp_path / "corpus", n_jsonl=20, docs_per_file=800, seed=1)[:-1]
     tokenizer = _bpe_tokenizer(tmp_path / "tokenizer.json", [_document(random.Random(2)) for _ in range(500)])
     args = [*map(str, files), "--tokenizer", str(tokenizer), "--shard-tokens", "20000", "--quiet"]
     assert main(["data", "prepare", *args, "--out", str(tmp_path / "straight")]) == 0

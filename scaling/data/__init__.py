@@ -1,4 +1,5 @@
-"""Data room: tokenizers, corpora (stdlib code, synthetic arithmetic, user files) and grain pipelines.
+"""Data room: tokenizers, corpora (stdlib code, synthetic arithmetic, user files, prepared token shards) and grain
+pipelines.
 
 Names are resolved lazily: `scaling.rl.tasks` only needs `scaling.data.arithmetic`, and importing grain
 (about 3 s) just to generate arithmetic problems would slow every task user and test.

@@ -8,6 +8,10 @@ Packing. Documents are concatenated with EOS and cut into windows of `seq_len + 
     do not cut the text at the same places.
   * synthetic-math: window k is filled with fresh problems drawn from a generator seeded by k, so the
     unbounded corpus still has random access, and every window starts at a problem's beginning.
+  * token shards (`scaling data prepare`): the same tiling, over the train shards read as one stream.
+
+Processes. Each process builds only its rows of every global batch (a contiguous block, by process index),
+so the global batch, and the iterator state below, do not depend on how many processes share it.
 
 Resume. Because a batch depends only on its index, the grain iterator's state is one integer
 (`next_index`), and `set_state` on a fresh iterator continues exactly where the old one stopped.
