@@ -29,6 +29,7 @@ ELSEWHERE = {
                                                   "split sweep end to end, killed and resumed",
     "scaling sweep status runs/split-cpu": "tests/test_sweep_split.py shows a split sweep's status",
     "scaling fit split runs/split-cpu": "tests/test_sweep_split.py fits a split sweep directory",
+    "scaling data prepare /data/raw": "tests/test_data_shards.py prepares shards (the GPU sweep's corpus)",
     "scaling data prepare corpus/": "tests/test_data_shards.py prepares shards with a tokenizer built in the test",
     "scaling train my-corpus.yaml": "tests/test_data_shards.py trains on shards with a run config like the one shown",
 }
@@ -81,9 +82,20 @@ def test_every_scaling_command_parses_and_names_files_that_exist():
                 assert (ROOT / arg).exists(), f"README names {arg}, which does not exist"
 
 
-def test_the_gpu_sweep_of_the_readme_expands(capsys):
-    assert main(["sweep", "submit", "sweeps/gpu-isoflop.yaml", "--dry-run", "--no-probe"]) == 0
-    assert "runs (dry run: nothing written)" in capsys.readouterr().out
+def test_the_gpu_sweep_of_the_readme_expands_on_the_prepared_corpus(capsys, tmp_path):
+    from scaling.sweep.submit import plan_sweep
+
+    (command,) = [c for c in readme_commands() if c.startswith("scaling sweep submit sweeps/gpu-isoflop.yaml")]
+    argv = shlex.split(command)[1:]
+    argv[argv.index("--out") + 1] = str(tmp_path / "never")
+    assert main([*argv, "--dry-run", "--no-probe"]) == 0
+    assert "runs (dry run: nothing written)" in capsys.readouterr().out and not (tmp_path / "never").exists()
+    overrides = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+    plan, resolved = plan_sweep("sweeps/gpu-isoflop.yaml", overrides)
+    assert resolved["set"]["data.paths"] == ["/data/my-corpus"]  # what SWEEP_DIR/sweep.yaml records
+    for run in plan.runs:
+        assert run.config.data.source == "shards" and run.config.data.paths == ["/data/my-corpus"]
+        assert run.config.model.V == 50304
 
 
 def test_readme_commands_run_as_written(workdir, monkeypatch, capsys):

@@ -23,6 +23,9 @@ def register(subparsers):
     s.add_argument("--gpus-per-run", type=float, default=0.0, help="ray: GPUs each run asks for (default 0)")
     s.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     s.add_argument("--dry-run", action="store_true", help="print the grid with estimated wall times; write nothing")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="add to the sweep file's set: (every run), e.g. data.paths=[/data/corpus]; recorded in "
+                   "SWEEP_DIR/sweep.yaml, so a resubmit passes the same --set")
     s.add_argument("--no-probe", action="store_true", help="with --dry-run: skip the throughput probe")
     s.set_defaults(func=run_submit)
 
@@ -47,7 +50,7 @@ def run_submit(args) -> int:
         raise UserError("--out: required (the sweep directory), unless --dry-run")
     return submit(locate(args.sweep_file, "sweep"), args.out, executor=args.executor, max_parallel=args.max_parallel,
                   address=args.address, retry_failed=args.retry_failed, dry_run=args.dry_run,
-                  probe=not args.no_probe, gpus_per_run=args.gpus_per_run)
+                  probe=not args.no_probe, gpus_per_run=args.gpus_per_run, overrides=args.set)
 
 
 def run_status(args) -> int:

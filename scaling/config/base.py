@@ -78,19 +78,25 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[s
     """Apply `a.b=c` overrides; values are parsed as YAML scalars (`1e-3`, `true`, `[1, 2]`)."""
     data = _deep_copy(data)
     for item in overrides or []:
-        if "=" not in item:
-            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. model.d_model=256")
-        key, raw = item.split("=", 1)
-        key = key.strip()
-        if not key or any(not part for part in key.split(".")):
-            raise UserError(f"--set {item!r}: {'no key' if not key else f'{key!r} is not a dotted key'} before "
-                            "'='; expected KEY=VALUE, e.g. train.tokens=1e6")
-        try:
-            value = load_yaml_text(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
+        key, value = parse_override(item)
         set_dotted(data, key, value, where=f"--set {key}")
     return data
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`a.b=c` as ("a.b", c), the value parsed as a YAML scalar; a malformed item is a UserError."""
+    if "=" not in item:
+        raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. model.d_model=256")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise UserError(f"--set {item!r}: {'no key' if not key else f'{key!r} is not a dotted key'} before "
+                        "'='; expected KEY=VALUE, e.g. train.tokens=1e6")
+    try:
+        value = load_yaml_text(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
 
 
 def set_dotted(data: dict[str, Any], key: str, value: Any, where: str) -> None:

@@ -7,16 +7,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scaling.config.base import read_yaml, validate
+from scaling.config.base import parse_override, read_yaml, validate
 from scaling.errors import UserError
 from scaling.sweep.kinds import get_design, get_kind
 from scaling.sweep.plan import Plan
 from scaling.sweep.spec import SweepSpecBase
 
 
-def load_sweep(path: str | Path) -> SweepSpecBase:
+def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpecBase:
+    """The sweep file; `overrides` (`--set KEY=VALUE`) join its `set:` mapping, applied to every run."""
     path = Path(path)
     data = read_yaml(path)
+    if overrides:
+        data["set"] = {**(data.get("set") or {}), **dict(parse_override(item) for item in overrides)}
     return spec_from_dict(data, source=str(path))
 
 

@@ -25,15 +25,15 @@ from scaling.sweep.scheduler import run_all
 from scaling.sweep.sweepdir import claimed, write_atomic
 
 
-def plan_sweep(path: str | Path) -> tuple[Plan, dict]:
-    spec = load_sweep(path)
+def plan_sweep(path: str | Path, overrides: list[str] | None = None) -> tuple[Plan, dict]:
+    spec = load_sweep(path, overrides)
     return expand(spec, path), resolved_spec(spec, path)
 
 
 def submit(path: str | Path, out: str | Path, executor: str = "local", max_parallel: int = 1,
            address: str | None = None, retry_failed: bool = False, dry_run: bool = False, probe: bool = True,
-           gpus_per_run: float = 0.0, live: bool | None = None) -> int:
-    plan, resolved = plan_sweep(path)  # every bad-input error happens here, before anything is written
+           gpus_per_run: float = 0.0, live: bool | None = None, overrides: list[str] | None = None) -> int:
+    plan, resolved = plan_sweep(path, overrides)  # every bad-input error happens here, before anything is written
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for note in plan.notes:
