@@ -3,6 +3,8 @@
     python benchmarks/bench_step.py                          # all recipes, prints one JSON line each
     python benchmarks/bench_step.py --recipes demo-math --set model.scan_layers=false
     python benchmarks/bench_step.py --write                  # also records "## CPU step" in BENCHMARKS.md
+    python benchmarks/bench_step.py --save before.json       # on an older checkout: rows to compare against
+    python benchmarks/bench_step.py --baseline before.json --write   # adds "before" columns to the table
 
 The matmul rate is the best of several 1024x1024 float32 products (2·1024³ FLOPs each) through the same
 JAX; it is measured before and after the recipes, and the ratio uses the higher of the two. Recipes:
@@ -82,7 +84,7 @@ def bench(label: str, cfg, steps: int, repeats: int) -> dict:
             "compile_s": round(timing["compile_s"], 1)}
 
 
-def write_markdown(rows: list[dict], matmul: float, command: str) -> None:
+def write_markdown(rows: list[dict], matmul: float, command: str, baseline: dict | None) -> None:
     import jax
 
     from scaling.train.metrics import device_description
@@ -99,10 +101,23 @@ def write_markdown(rows: list[dict], matmul: float, command: str) -> None:
              "no data pipeline.", "",
              "| recipe | D×L | batch×seq | dtype | layers | step ms | tokens/s | GFLOP/s | % of matmul |",
              "|---|---|---|---|---|---:|---:|---:|---:|"]
+    before = {r["recipe"]: r for r in baseline["rows"]} if baseline else {}
+    if baseline:
+        lines[-2] += " before: step ms | dtype, layers | % of matmul | speedup |"
+        lines[-1] += "---:|---|---:|---:|"
+        lines[2] += (f" Before: {baseline['label']}, measured in the same session (its matmul rate "
+                     f"{baseline['matmul_gflops_per_s']:.0f} GFLOP/s).")
     for r in rows:
         layers = "scanned" if r["scan_layers"] else "unrolled"
-        lines.append(f"| {r['recipe']} | {r['D']}×{r['L']} | {r['batch']}×{r['seq']} | {r['dtype']} | {layers} | "
-                     f"{r['step_ms']} | {r['tokens_per_s']:,} | {r['gflops_per_s']} | {r['pct_of_matmul']}% |")
+        line = (f"| {r['recipe']} | {r['D']}×{r['L']} | {r['batch']}×{r['seq']} | {r['dtype']} | {layers} | "
+                f"{r['step_ms']} | {r['tokens_per_s']:,} | {r['gflops_per_s']} | {r['pct_of_matmul']}% |")
+        if b := before.get(r["recipe"]):
+            b_layers = "scanned" if b["scan_layers"] else "unrolled"
+            line += (f" {b['step_ms']} | {b['dtype']}, {b_layers} | {b['pct_of_matmul']}% | "
+                     f"{b['step_ms'] / r['step_ms']:.2f}x |")
+        elif baseline:
+            line += " | | | |"
+        lines.append(line)
     section = "\n".join(lines) + "\n"
     pattern = re.compile(rf"^{re.escape(header)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
@@ -117,12 +132,18 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override for every recipe, e.g. model.scan_layers=false")
     ap.add_argument("--write", action="store_true", help="record the table in BENCHMARKS.md")
+    ap.add_argument("--save", metavar="JSON", help="write the rows and the matmul rate to this file")
+    ap.add_argument("--baseline", metavar="JSON", help="a --save file of another checkout: adds 'before' columns")
+    ap.add_argument("--label", default="this checkout", help="what --save records as the rows' origin")
     a = ap.parse_args()
     from scaling.errors import UserError
     from scaling.runtime import enable_compilation_cache
 
     enable_compilation_cache()
     try:
+        baseline = _read_baseline(a.baseline) if a.baseline else None
+        if a.save and Path(a.save).exists():
+            raise UserError(f"--save {a.save}: exists; nothing already written is overwritten")
         configs = recipe_configs(a.recipes, a.set)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -135,8 +156,22 @@ def main() -> None:
         r["pct_of_matmul"] = round(100 * r["gflops_per_s"] / matmul, 1)
         print(json.dumps(r), flush=True)
     print(json.dumps({"matmul_gflops_per_s": round(matmul, 1), "load_average": os.getloadavg()[0]}), flush=True)
+    if a.save:
+        Path(a.save).write_text(json.dumps({"label": a.label, "matmul_gflops_per_s": matmul, "rows": rows}))
     if a.write:
-        write_markdown(rows, matmul, "python " + " ".join(sys.argv))
+        write_markdown(rows, matmul, "python " + " ".join(sys.argv), baseline)
+
+
+def _read_baseline(path: str) -> dict:
+    from scaling.errors import UserError
+
+    try:
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data.get("rows"), list) or "matmul_gflops_per_s" not in data:
+            raise ValueError
+    except (OSError, ValueError, AttributeError):
+        raise UserError(f"--baseline {path}: not a file written by --save") from None
+    return data
 
 
 if __name__ == "__main__":
