@@ -40,9 +40,19 @@ class DemoSweeps:
                 raise UserError(f"demo: {name} sweep file {path} not found (run from a checkout of the repository)")
 
 
+def default_out(seed: int) -> Path:
+    """Each seed's demo has its own folder, so a second seed never resumes (or overwrites) the first."""
+    return Path("runs/demo" if seed == 0 else f"runs/demo-seed{seed}")
+
+
 def run_demo(out: Path, sweeps: DemoSweeps | None = None, max_parallel: int = 2, bootstrap: int = 200,
-             say: Callable[[str], None] = print) -> dict:
-    """Run (or resume) every step into `out`; returns the paths written and the summary lines."""
+             seed: int = 0, metric: str = "pass@1", say: Callable[[str], None] = print) -> dict:
+    """Run (or resume) every step into `out`; returns the paths written and the summary lines.
+
+    `seed` is every seed of the pipeline: the sweeps' `seeds:` (train.seed: initialisation and data
+    order of each pretraining run; the RL runs' seed: training problems, rollouts and the sampling of
+    sampled pass@k) and the bootstrap seed of every fit. The held-out problems stay the same for every
+    seed (a fixed test set), so seeds differ only in what they should. `metric`: see `scaling compare`."""
     from scaling.compare import run_compare
     from scaling.laws import Columns
     from scaling.plots import make_report
@@ -52,25 +62,29 @@ def run_demo(out: Path, sweeps: DemoSweeps | None = None, max_parallel: int = 2,
     sweeps.check()
     out = Path(out).resolve()
     dirs = {name: out / name for name in ("isoflop", "math", "rlvr", "laws", "compare")}
+    # All three written (and checked against an earlier demo in OUT) before anything runs.
+    files = {"isoflop": _sweep_file_for(sweeps.isoflop, out, seed), "math": _sweep_file_for(sweeps.math, out, seed),
+             "rlvr": _sweep_file_for(sweeps.rlvr, out, seed, init_sweep=dirs["math"])}
     started = time.time()
 
     def step(n: int, text: str) -> None:
         say(f"\n[{n}/5 {_clock(time.time() - started)}] {text}")
 
-    step(1, f"pretraining isoFLOP sweep on stdlib-code ({sweeps.isoflop.name}) → {dirs['isoflop']}")
-    submit(sweeps.isoflop, dirs["isoflop"], max_parallel=max_parallel)
-    step(2, f"pretraining sweep on synthetic-math ({sweeps.math.name}) → {dirs['math']}")
-    submit(sweeps.math, dirs["math"], max_parallel=max_parallel)
-    step(3, f"RLVR sweep from the compute-optimal math models ({sweeps.rlvr.name}) → {dirs['rlvr']}")
-    submit(_rlvr_file_for(sweeps.rlvr, dirs["math"], out), dirs["rlvr"], max_parallel=max_parallel)
+    step(1, f"pretraining isoFLOP sweep on stdlib-code ({sweeps.isoflop.name}, seed {seed}) → {dirs['isoflop']}")
+    submit(files["isoflop"], dirs["isoflop"], max_parallel=max_parallel)
+    step(2, f"pretraining sweep on synthetic-math ({sweeps.math.name}, seed {seed}) → {dirs['math']}")
+    submit(files["math"], dirs["math"], max_parallel=max_parallel)
+    step(3, f"RLVR sweep from the math models ({sweeps.rlvr.name}, seed {seed}) → {dirs['rlvr']}")
+    submit(files["rlvr"], dirs["rlvr"], max_parallel=max_parallel)
     step(4, f"fitting the loss laws of sweep 1 → {dirs['laws']}")
     # The fits read the sweep's design N (active non-embedding parameters) from its registry by default.
-    laws = make_report(dirs["isoflop"], dirs["laws"], Columns(), bootstrap=bootstrap,
+    laws = make_report(dirs["isoflop"], dirs["laws"], Columns(), bootstrap=bootstrap, seed=seed,
                        title="Demo: stdlib-code isoFLOP sweep",
                        command=f"scaling plot {dirs['isoflop']} --out {dirs['laws']}")
     step(5, f"comparing pretraining and RL compute → {dirs['compare']}")
-    cmp = run_compare(dirs["math"], dirs["rlvr"], dirs["compare"], bootstrap=bootstrap, log=say)
-    summary = summary_lines(laws.fits, cmp.comparison)
+    cmp = run_compare(dirs["math"], dirs["rlvr"], dirs["compare"], bootstrap=bootstrap, seed=seed, metric=metric,
+                      log=say)
+    summary = summary_lines(laws.fits, cmp.comparison, cmp.collected.metric_label)
     say(f"\nDone in {_clock(time.time() - started)}. Reports:\n  {dirs['compare'] / 'report.md'}\n"
         f"  {dirs['laws'] / 'report.md'}\nFigures: {dirs['laws']}/*.png, {dirs['compare']}/*.png\n")
     for line in summary:
@@ -78,39 +92,55 @@ def run_demo(out: Path, sweeps: DemoSweeps | None = None, max_parallel: int = 2,
     return {"dirs": dirs, "summary": summary, "laws": laws, "compare": cmp}
 
 
-def _rlvr_file_for(template: Path, math_dir: Path, out: Path) -> Path:
-    """The RL sweep file with its `init.sweep` pointed at this demo's math sweep and its base made
-    absolute: written to OUT/sweeps/ so the user can see, and resubmit, exactly what ran."""
+def _sweep_file_for(template: Path, out: Path, seed: int, init_sweep: Path | None = None) -> Path:
+    """The sweep file as this demo runs it: `seeds: [seed]`, its base made absolute and (RL) its
+    `init.sweep` pointed at this demo's math sweep. Written to OUT/sweeps/ so the user can see, and
+    resubmit, exactly what ran."""
     spec = yaml.safe_load(template.read_text())
-    spec["init"] = {**spec.get("init", {}), "sweep": str(math_dir)}
+    spec["seeds"] = [seed]
+    if init_sweep is not None:
+        spec["init"] = {**spec.get("init", {}), "sweep": str(init_sweep)}
     if isinstance(spec.get("base"), str) and not Path(spec["base"]).is_absolute():
         base = template.parent / spec["base"]
         spec["base"] = str((base if base.exists() else BUNDLED / spec["base"]).resolve())
     target = out / "sweeps" / template.name
+    if target.is_file():
+        before = (yaml.safe_load(target.read_text()) or {}).get("seeds")
+        if before != [seed]:
+            raise UserError(f"--out {out}: holds the demo of seeds {before}, not --seed {seed}; give another --out "
+                            f"(default for this seed: {default_out(seed)})")
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = f"# Written by `scaling demo` from {template}: init.sweep and base made absolute.\n"
+    text = (f"# Written by `scaling demo --seed {seed}` from {template}: seeds, base"
+            f"{' and init.sweep' if init_sweep is not None else ''} set.\n")
     text += yaml.safe_dump(spec, sort_keys=False)
     if not target.exists() or target.read_text() != text:
         target.write_text(text)
     return target
 
 
-def summary_lines(law_fits: dict, comparison) -> list[str]:
+def summary_lines(law_fits: dict, comparison, metric: str = "greedy pass@1") -> list[str]:
     """Five lines: the isoFLOP exponents, the Chinchilla fit, accuracy per decade of pretraining and of
-    RL compute, and the compute-equivalent gain of RL; each with its 95% bootstrap interval."""
+    RL compute, and the compute-equivalent gain of RL; each with its 95% bootstrap interval. A
+    Chinchilla fit the data cannot support (E at its bound, an exponent's interval spanning orders of
+    magnitude) is given as refused, with the reason."""
+    from scaling.laws.support import unsupported
+
     iso, chin = law_fits.get("isoflop"), law_fits.get("chinchilla")
     lines = []
     if iso is not None:
         lines.append(f"isoFLOP (stdlib-code, C=6ND): N_opt ∝ C^{_ci(iso, 'a')}, D_opt ∝ C^{_ci(iso, 'b')}")
     else:
         lines.append("isoFLOP (stdlib-code): no fit (too few budgets with an interior loss minimum; see laws/report.md)")
-    if chin is not None:
+    refused = unsupported(chin) if chin is not None else None
+    if refused:
+        lines.append(f"Chinchilla (stdlib-code): refused ({refused})")
+    elif chin is not None:
         lines.append(f"Chinchilla (stdlib-code): L = E + A/N^α + B/D^β with E={_ci(chin, 'E')}, α={_ci(chin, 'alpha')}, "
                      f"β={_ci(chin, 'beta')}")
     else:
         lines.append("Chinchilla (stdlib-code): no fit")
     pre = comparison.slopes.get("pretrain")
-    lines.append(f"pretraining (synthetic-math): {_slope(pre)} greedy pass@1 per decade of pretraining FLOPs (full)")
+    lines.append(f"pretraining (synthetic-math): {_slope(pre)} {metric} per decade of pretraining FLOPs (full)")
     rl = [(k[3:], s) for k, s in comparison.slopes.items() if k.startswith("rl:")]
     lines.append("RLVR: " + ("; ".join(f"{_slope(s)} per decade of RL FLOPs from {init}" for init, s in rl) or
                              "no RL runs"))

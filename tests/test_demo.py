@@ -6,6 +6,8 @@ The sweeps are the test-size ones of tiny_sweeps.py; the run itself is the sessi
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -39,6 +41,15 @@ def test_demo_runs_every_step_and_ends_with_reports_and_a_five_line_summary(demo
     assert summary[0].startswith("isoFLOP") and summary[1].startswith("Chinchilla")
     assert "per decade of pretraining" in summary[2] and summary[3].startswith("RLVR")
     assert any(str(out / "compare/report.md") in line for line in lines)
+    # The comparison's metric is sampled pass@1, and the report, its JSON, the axes and the summary say so.
+    compared = json.loads((out / "compare/compare.json").read_text())
+    assert compared["metric"] == "sampled pass@1" and "mean of 2 samples" in compared["metric_label"]
+    assert "sampled pass@1" in (out / "compare/report.md").read_text() and "sampled pass@1" in summary[2]
+    assert compared["checks"] and all(c["equal"] for c in compared["checks"])  # RL's own step-0 pass@1
+    # Means over 8 problems x 2 samples: multiples of 1/16, on both axes.
+    values = [p["accuracy"] for p in compared["pretrain"]["points"]]
+    values += [p["accuracy"] for r in compared["rl"]["runs"] for p in r["curve"]]
+    assert values and all(abs(v * 16 - round(v * 16)) < 1e-9 for v in values)
 
 
 def test_second_demo_reuses_every_run_and_evaluation(demo, monkeypatch):

@@ -143,6 +143,18 @@ def test_compute_optimal_picks_the_lowest_eval_loss_per_budget_and_all_picks_eve
     assert run.config.budget.flops == 3e9 and run.config.seed == 1 and run.name.startswith("math48-C1e+10-rlC3e9-")
 
 
+def test_min_budget_keeps_only_the_starting_models_of_large_enough_budgets(tmp_path, capsys):
+    sweep_dir = fake_pretrain_sweep(tmp_path)
+    init = {"sweep": str(sweep_dir), "select": "compute_optimal", "min_budget": 5e10}
+    plan = plan_of(rl_file(tmp_path / "min.yaml", init))
+    assert {Path(r.config.init_run).name for r in plan.runs} == {"math32-C1e+11-000000000003"}
+    everything = plan_of(rl_file(tmp_path / "all.yaml", {**init, "select": "all"}))
+    assert {r.model for r in everything.runs} == {"math32", "math48"} and len(everything.runs) == 2 * 2
+    assert main(["sweep", "submit", str(rl_file(tmp_path / "none.yaml", {**init, "min_budget": 1e12})),
+                 "--out", str(tmp_path / "o"), "--dry-run"]) == 2
+    assert "init.min_budget" in capsys.readouterr().err
+
+
 def test_a_token_cap_that_cuts_off_the_tasks_answers_is_warned_about_once_at_submit(tmp_path):
     sweep_dir = fake_pretrain_sweep(tmp_path)
     init = {"sweep": str(sweep_dir), "select": "all"}

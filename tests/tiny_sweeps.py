@@ -35,6 +35,8 @@ def write_demo_sweeps(root: Path) -> tuple[Path, Path, Path]:
     """The demo's three sweep files at test size: isoFLOP, math 2 sizes x 2 budgets, RL from the
     compute-optimal model of each budget (its init.sweep is replaced by the demo)."""
     math = {**PRETRAIN, "name": "math", "tokens": [16 * 64 * 4, 16 * 64 * 8]}
-    rl = {"name": "rl", "kind": "rlvr", "base": RL_BASE, "budgets": [1.2e8], "seeds": [0],
+    # Two samples per problem: the demo's comparison reads sampled pass@1 (the mean over them).
+    rl_base = {**RL_BASE, "eval": {**RL_BASE["eval"], "pass_k": 2}}
+    rl = {"name": "rl", "kind": "rlvr", "base": rl_base, "budgets": [1.2e8], "seeds": [0],
           "init": {"sweep": "replaced-by-the-demo", "select": "compute_optimal"}}
     return write(root / "iso.yaml", ISO), write(root / "math.yaml", math), write(root / "rl.yaml", rl)

@@ -9,7 +9,7 @@ import sys
 
 DESCRIPTION = """\
 Evaluate every finished pretrained model of PRETRAIN_SWEEP on the task of RL_SWEEP's runs with the
-RL runs' own evaluation (greedy pass@1, sampled pass@k when the RL runs use it), put both on one
+RL runs' own evaluation (greedy pass@1, or --metric pass@1: the mean over its samples), put both on one
 compute axis (FLOPs, full convention: pretraining, and pretraining + RL), fit the log-linear and
 sigmoid accuracy laws on each, and report with bootstrap intervals: accuracy per decade of
 pretraining compute and of RL compute, the compute-equivalent gain of every RL run (pretraining
@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, metavar="K",
                    help="bootstrap replicates for the 95%% intervals (default 1000; 0 for none)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--metric", choices=("greedy", "pass@1"), default="greedy",
+                   help="accuracy on both axes: greedy pass@1 (default), or sampled pass@1, the mean over the RL "
+                        "runs' eval.pass_k samples per problem (lower variance; needs eval.pass_k >= 2)")
     p.add_argument("--reevaluate", action="store_true",
                    help="evaluate the pretrained models again instead of reading DIR/pretrain_eval.jsonl")
     p.set_defaults(func=run)
@@ -45,7 +48,7 @@ def run(args) -> int:
     if len(sys.argv) > 2 and sys.argv[1] == "compare":
         command = "scaling compare " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     result = run_compare(args.pretrain_sweep, args.rl_sweep, args.out, bootstrap=args.bootstrap, seed=args.seed,
-                         reevaluate=args.reevaluate, command=command,
+                         reevaluate=args.reevaluate, command=command, metric=args.metric,
                          log=lambda line: print(line, file=sys.stderr, flush=True))
     slopes = result.comparison.slopes
     for key, slope in slopes.items():

@@ -22,7 +22,14 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("demo", help="the whole pipeline on CPU in ~5 minutes: sweeps, laws, comparison",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="runs/demo", metavar="DIR", help="where everything goes (default runs/demo)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="where everything goes (default runs/demo for seed 0, runs/demo-seedS for --seed S)")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="every seed of the pipeline: the sweeps' seeds (model init, data order, RL problems, rollouts, "
+                        "eval sampling; replaces a --*-sweep file's seeds) and the bootstrap seed (default 0)")
+    p.add_argument("--metric", choices=("pass@1", "greedy"), default="pass@1",
+                   help="accuracy of the comparison: sampled pass@1 (mean over the RL evaluation's samples, default) "
+                        "or greedy pass@1")
     p.add_argument("--max-parallel", type=int, default=2, metavar="K", help="runs at once (default 2)")
     p.add_argument("--bootstrap", type=int, default=200, metavar="K", help="bootstrap replicates (default 200)")
     for name, what in (("isoflop", "the isoFLOP pretraining sweep"), ("math", "the synthetic-math pretraining sweep"),
@@ -32,17 +39,20 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from scaling.demo import DemoSweeps, run_demo
+    from scaling.demo import DemoSweeps, default_out, run_demo
     from scaling.errors import UserError
     from scaling.laws.bootstrap import check_replicates
 
     from scaling.outputs import check_writable_dir
 
-    check_writable_dir(args.out, "--out")
+    if args.seed < 0:
+        raise UserError(f"--seed {args.seed}: must be >= 0")
+    out = Path(args.out) if args.out is not None else default_out(args.seed)
+    check_writable_dir(str(out), "--out")
     if args.max_parallel < 1:
         raise UserError(f"--max-parallel {args.max_parallel}: must be >= 1")
     check_replicates(args.bootstrap)
     bundled = DemoSweeps.bundled()
     sweeps = DemoSweeps(*(Path(getattr(args, f"{n}_sweep") or getattr(bundled, n)) for n in ("isoflop", "math", "rlvr")))
-    run_demo(Path(args.out), sweeps, max_parallel=args.max_parallel, bootstrap=args.bootstrap)
+    run_demo(out, sweeps, max_parallel=args.max_parallel, bootstrap=args.bootstrap, seed=args.seed, metric=args.metric)
     return 0

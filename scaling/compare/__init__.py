@@ -34,7 +34,10 @@ class CompareResult:
 
 
 def run_compare(pretrain_sweep, rl_sweep, out_dir, bootstrap: int = 1000, seed: int = 0, reevaluate: bool = False,
-                command: str | None = None, log: Callable[[str], Any] = lambda _: None) -> CompareResult:
+                command: str | None = None, metric: str = "greedy",
+                log: Callable[[str], Any] = lambda _: None) -> CompareResult:
+    """`metric`: "greedy" (greedy pass@1) or "pass@1" (sampled: the mean over the RL runs' eval.pass_k
+    samples per problem, DeepSeek-R1's pass@1; lower variance than one greedy answer)."""
     from scaling.compare.analysis import compare, loss_law
     from scaling.compare.collect import collect
     from scaling.compare.figures import write_figures
@@ -47,7 +50,7 @@ def run_compare(pretrain_sweep, rl_sweep, out_dir, bootstrap: int = 1000, seed: 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir}: exists and is not a directory")
-    col = collect(pretrain_sweep, rl_sweep, out_dir, reevaluate=reevaluate, log=log)
+    col = collect(pretrain_sweep, rl_sweep, out_dir, reevaluate=reevaluate, metric=metric, log=log)
     log("fitting")
     cmp = compare(col.pretrain, col.rl, bootstrap=bootstrap, seed=seed)
     (loss_pts, why), (power_pts, _) = (_loaded(lambda: load_loss_points(col.pretrain_dir)),
@@ -59,7 +62,7 @@ def run_compare(pretrain_sweep, rl_sweep, out_dir, bootstrap: int = 1000, seed: 
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".compare-", dir=out_dir))
     try:
-        figures, notes = write_figures(cmp, law, loss_pts, power_pts, col.loss_convention, col.settings.eval.problems,
+        figures, notes = write_figures(cmp, law, loss_pts, power_pts, col.loss_convention, col.metric_label,
                                        col.settings.task.name, short_source(str(col.pretrain_dir)), staging)
         written = figures + write_text_outputs(col, cmp, law, tried, figures, notes, command, staging)
         files = []

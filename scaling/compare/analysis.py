@@ -262,8 +262,11 @@ def loss_law(loss_pts: Points | None, power_pts: Points | None, bootstrap: int, 
              missing: str = "no data") -> tuple[LawFit, list[str]]:
     """The first law the sweep supports: isoFLOP exponents (>= 2 budgets with an interior minimum),
     else Chinchilla's L(N, D), else a power law of eval loss in compute; with why each earlier one
-    could not be fitted (`missing`: why a law without points has none). No law at all is a LawFit
-    without result whose reason says why."""
+    could not be fitted (`missing`: why a law without points has none). A fit the data do not support
+    (laws.support: E at its bound, an exponent's interval spanning orders of magnitude) is refused like
+    one that failed. No law at all is a LawFit without result whose reason says why."""
+    from scaling.laws.support import unsupported
+
     tried = []
     for law, pts in (("isoflop", loss_pts), ("chinchilla", loss_pts), ("power", power_pts)):
         if pts is None:
@@ -273,6 +276,10 @@ def loss_law(loss_pts: Points | None, power_pts: Points | None, bootstrap: int, 
             result = fit(law, pts, bootstrap=bootstrap, seed=seed)
         except UserError as e:
             tried.append(str(e) if str(e).startswith(law) else f"{law}: {e}")
+            continue
+        refused = unsupported(result)
+        if refused:
+            tried.append(f"{law}: refused, {refused}")
             continue
         return LawFit(law, result), tried
     return LawFit("none", reason="no pretraining loss law could be fitted: " + "; ".join(tried)), tried

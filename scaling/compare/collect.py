@@ -24,6 +24,19 @@ from scaling.config.rl import EvalSettings
 from scaling.errors import UserError
 
 CACHE_FILE = "pretrain_eval.jsonl"
+# --metric: the key of the evaluation's metrics it reads. Greedy pass@1 is one answer per problem;
+# sampled pass@1 is the mean over eval.pass_k samples per problem (DeepSeek-R1's pass@1), whose
+# variance is lower, so small changes (an RL run's first steps) stand out of the noise.
+METRICS = {"greedy": "accuracy", "pass@1": "pass@1"}
+METRIC_NAMES = {"greedy": "greedy pass@1", "pass@1": "sampled pass@1"}
+
+
+def metric_label(metric: str, s: EvalSettings) -> str:
+    """What the accuracy axes measure, for the report and the figures' axes."""
+    if metric == "greedy":
+        return f"greedy pass@1, {s.eval.problems} held-out problems"
+    return (f"sampled pass@1: mean of {s.eval.pass_k} samples at temperature {s.sampling.temperature:g}, "
+            f"{min(s.eval.pass_k_problems, s.eval.problems)} held-out problems")
 
 
 def cache_key(settings: EvalSettings, run_id: str, step: int) -> str:
@@ -39,9 +52,18 @@ class Collected:
     pretrain: list[PretrainPoint]
     rl: list[RLRun]
     loss_convention: str  # FLOP convention of the pretraining sweep's `flops` column (its loss law)
+    metric: str = "greedy"  # a key of METRICS
     evaluated: int = 0  # pretrained models evaluated now (the rest came from the cache)
     checks: list[dict] = field(default_factory=list)  # RL step-0 accuracy vs our evaluation of its init
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def metric_name(self) -> str:
+        return METRIC_NAMES[self.metric]
+
+    @property
+    def metric_label(self) -> str:
+        return metric_label(self.metric, self.settings)
 
 
 def done_rows(sweep_dir: str | Path, kind: str, what: str) -> tuple[Path, list[dict], list[dict]]:
@@ -134,7 +156,9 @@ def read_cache(path: Path) -> dict[str, dict]:
 
 
 def collect(pretrain_sweep: str | Path, rl_sweep: str | Path, out_dir: str | Path, reevaluate: bool = False,
-            log: Callable[[str], Any] = lambda _: None) -> Collected:
+            metric: str = "greedy", log: Callable[[str], Any] = lambda _: None) -> Collected:
+    if metric not in METRICS:
+        raise UserError(f"--metric {metric}: known metrics are {', '.join(METRICS)}")
     pre_dir, pre_rows, _ = done_rows(pretrain_sweep, "pretrain", "PRETRAIN_SWEEP")
     rl_dir, rl_rows, rl_curves = done_rows(rl_sweep, "rlvr", "RL_SWEEP")
     for row in pre_rows:
@@ -150,16 +174,20 @@ def collect(pretrain_sweep: str | Path, rl_sweep: str | Path, out_dir: str | Pat
                         f"({', '.join(sorted(t for t, _ in tasks))}); compare one task at a time")
     first = min(rl_rows, key=lambda r: r["run_id"])
     settings = EvalSettings.of(configs[first["run_id"]])
+    if metric == "pass@1" and settings.eval.pass_k < 2:
+        raise UserError(f"--metric pass@1: the RL runs of {rl_sweep} draw no samples at evaluation (eval.pass_k = "
+                        f"{settings.eval.pass_k}); use --metric greedy or RL runs with eval.pass_k >= 2")
     same = {run_id for run_id, cfg in configs.items() if EvalSettings.of(cfg) == settings}
     if len(same) < len(configs):
         others = ", ".join(r["name"] for r in rl_rows if r["run_id"] not in same)
         warnings.append(f"RL runs {others} evaluated with other settings than {first['name']}, whose settings "
                         "the pretrained models are evaluated with")
 
-    rl = _rl_runs(pre_dir, pre_rows, rl_dir, rl_rows, rl_curves, configs, warnings)
+    rl = _rl_runs(pre_dir, pre_rows, rl_dir, rl_rows, rl_curves, configs, warnings, METRICS[metric])
     if not rl:
         raise UserError(f"RL_SWEEP {rl_sweep}: no finished RL run has an evaluation curve to compare")
-    pretrain, evaluated = _pretrain_points(pretrain_sweep, pre_dir, pre_rows, settings, Path(out_dir), reevaluate, log)
+    pretrain, evaluated = _pretrain_points(pretrain_sweep, pre_dir, pre_rows, settings, Path(out_dir), reevaluate, log,
+                                          METRICS[metric])
 
     # The RL loop evaluated each starting model before its first step: the same number, if the
     # evaluation here really is the RL one.
@@ -173,13 +201,14 @@ def collect(pretrain_sweep: str | Path, rl_sweep: str | Path, out_dir: str | Pat
             warnings.append(f"RL run {c['rl_run_id']} measured its starting model at {c['rl_initial_accuracy']:.4g} "
                             f"but compare measures {c['compare_accuracy']:.4g}: the evaluations differ")
     conventions = {r.get("flop_convention") for r in pre_rows} - {None}
-    return Collected(pre_dir, rl_dir, settings, pretrain, rl, "/".join(sorted(conventions)) or "6n", evaluated,
-                     checks, warnings)
+    return Collected(pre_dir, rl_dir, settings, pretrain, rl, "/".join(sorted(conventions)) or "6n", metric,
+                     evaluated, checks, warnings)
 
 
-def _rl_runs(pre_dir, pre_rows, rl_dir, rl_rows, rl_curves, configs, warnings) -> list[RLRun]:
-    """The RL side straight from the registry: its curves table, each run's starting model (found by
-    run directory, or by name when the pretraining sweep was moved) and that model's FLOPs."""
+def _rl_runs(pre_dir, pre_rows, rl_dir, rl_rows, rl_curves, configs, warnings, key="accuracy") -> list[RLRun]:
+    """The RL side straight from the registry: its curves table (greedy pass@1; another metric `key`
+    comes from each run's eval history in summary.json), each run's starting model (found by run
+    directory, or by name when the pretraining sweep was moved) and that model's FLOPs."""
     from scaling.train.rundir import read_summary
 
     pre_by_dir = {(pre_dir / r["run_dir"]).resolve(): r for r in pre_rows}
@@ -189,8 +218,16 @@ def _rl_runs(pre_dir, pre_rows, rl_dir, rl_rows, rl_curves, configs, warnings) -
         init_dir = Path(configs[row["run_id"]].init_run or "")
         init_row = pre_by_dir.get(init_dir.resolve()) or pre_by_name.get(init_dir.name)
         init_flops = row.get("init_flops") or (init_row or {}).get("flops_full")
-        curve = [CurvePoint(int(c["step"]), float(c["flops"]), float(c["accuracy"])) for c in rl_curves
-                 if c["run_id"] == row["run_id"] and c["accuracy"] is not None and (c["flops"] or 0) > 0]
+        summary = read_summary(rl_dir / row["run_dir"]) or {}
+        history = summary.get("eval_history") or []
+        if key == "accuracy":
+            curve = [CurvePoint(int(c["step"]), float(c["flops"]), float(c["accuracy"])) for c in rl_curves
+                     if c["run_id"] == row["run_id"] and c["accuracy"] is not None and (c["flops"] or 0) > 0]
+            initial = summary.get("initial_accuracy")
+        else:
+            curve = [CurvePoint(int(e["step"]), float(e["rl_flops"]), float(e[key])) for e in history
+                     if e.get(key) is not None and (e.get("rl_flops") or 0) > 0]
+            initial = history[0].get(key) if history and history[0].get("step") == 0 else None
         if init_flops is None or not curve:
             warnings.append(f"RL run {row['name']} left out: "
                             + ("no pretraining FLOPs for its starting model" if init_flops is None else
@@ -199,24 +236,25 @@ def _rl_runs(pre_dir, pre_rows, rl_dir, rl_rows, rl_curves, configs, warnings) -
         if init_row is None:
             warnings.append(f"RL run {row['name']} starts from {init_dir}, which is not a finished run of "
                             f"PRETRAIN_SWEEP; it is placed at its recorded pretraining FLOPs ({init_flops:.3g})")
-        if curve[-1].accuracy != row["accuracy"] or curve[-1].rl_flops != row["flops"]:
+        if key == "accuracy" and (curve[-1].accuracy != row["accuracy"] or curve[-1].rl_flops != row["flops"]):
             warnings.append(f"RL run {row['name']}: its last curve point ({curve[-1].accuracy:.4g} at "
                             f"{curve[-1].rl_flops:.4g} FLOPs) is not its registry row ({row['accuracy']} at "
                             f"{row['flops']} FLOPs); the curve is used")
-        summary = read_summary(rl_dir / row["run_dir"]) or {}
-        final = (summary.get("eval_history") or [{}])[-1]
+        final = (history or [{}])[-1]
         rl.append(RLRun(
             run_id=row["run_id"], name=row["name"] or row["run_id"],
             init_run_id=init_row["run_id"] if init_row else init_dir.name, init_flops=float(init_flops),
-            curve=curve, initial_accuracy=summary.get("initial_accuracy"),
+            curve=curve, initial_accuracy=initial,
             extra={"init_name": init_row["name"] if init_row else init_dir.name, "budget": row.get("budget"),
                    "seed": row.get("seed"), "steps": row.get("steps"), "flops_6n": row.get("flops_6n"),
                    "run_dir": row["run_dir"], **{k: v for k, v in final.items() if k.startswith(("pass@", "maj@"))}}))
     return rl
 
 
-def _pretrain_points(sweep, pre_dir, pre_rows, settings, out_dir: Path, reevaluate, log) -> tuple[list, int]:
-    """Every done pretraining run on the RL task, from the cache or evaluated now (and then cached)."""
+def _pretrain_points(sweep, pre_dir, pre_rows, settings, out_dir: Path, reevaluate, log,
+                     metric_key: str = "accuracy") -> tuple[list, int]:
+    """Every done pretraining run on the RL task, from the cache or evaluated now (and then cached);
+    its accuracy is the metric `metric_key` of that evaluation (the others are kept in `extra`)."""
     cache_path = out_dir / CACHE_FILE
     cache = {} if reevaluate else read_cache(cache_path)
     evaluated, task, points = 0, None, []
@@ -243,8 +281,9 @@ def _pretrain_points(sweep, pre_dir, pre_rows, settings, out_dir: Path, reevalua
         metrics = record["metrics"]
         points.append(PretrainPoint(
             run_id=row["run_id"], name=row["name"] or row["run_id"], flops=float(row["flops_full"]),
-            accuracy=float(metrics["accuracy"]),
+            accuracy=float(metrics[metric_key]),
             extra={"model": row.get("model"), "n_params": row.get("n_params"), "tokens": row.get("tokens"),
                    "flops_6n": row.get("flops_6n"), "eval_loss": row.get("eval_loss"), "checkpoint_step": step,
-                   "run_dir": row["run_dir"], **{k: v for k, v in metrics.items() if k != "accuracy"}}))
+                   "run_dir": row["run_dir"], "greedy_pass@1": metrics["accuracy"],
+                   **{k: v for k, v in metrics.items() if k != "accuracy"}}))
     return points, evaluated

@@ -63,16 +63,16 @@ def _sparse_log_x(ax):
         ax.xaxis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(np.inf, np.inf)))
 
 
-def _accuracy_axes(ax, y_values, xlabel: str, problems: int):
+def _accuracy_axes(ax, y_values, xlabel: str, metric: str):
     top = max([0.1, *[v for v in y_values if v is not None]])
-    ax.set(xscale="log", xlabel=xlabel, ylabel=f"accuracy (greedy pass@1, {problems} held-out problems)",
+    ax.set(xscale="log", xlabel=xlabel, ylabel=f"accuracy ({metric})",
            ylim=(-0.02, min(1.02, top * 1.15 + 0.02)))
     _sparse_log_x(ax)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False)
 
 
 @styled
-def plot_total_compute(ax, cmp: Comparison, problems: int):
+def plot_total_compute(ax, cmp: Comparison, metric: str):
     """Pretrained models against pretraining FLOPs, and each RL run from its starting model's point
     onwards, against pretraining + RL FLOPs: one compute axis."""
     x = np.array([p.flops for p in cmp.pretrain])
@@ -100,7 +100,7 @@ def plot_total_compute(ax, cmp: Comparison, problems: int):
         ys += acc
     ax.scatter([], [], s=45, marker="D", color="white", edgecolors="black", linewidths=0.5, label="RL run, final")
     _legend_for_fits(ax)
-    _accuracy_axes(ax, ys, TOTAL, problems)
+    _accuracy_axes(ax, ys, TOTAL, metric)
 
 
 def _legend_for_fits(ax):
@@ -109,7 +109,7 @@ def _legend_for_fits(ax):
 
 
 @styled
-def plot_rl_compute(ax, cmp: Comparison, problems: int):
+def plot_rl_compute(ax, cmp: Comparison, metric: str):
     """Accuracy along the RL runs against RL FLOPs alone, one colour and one fit per starting model."""
     colors, ys = _colors(cmp), []
     for init, fits in cmp.rl_fits.items():
@@ -125,7 +125,7 @@ def plot_rl_compute(ax, cmp: Comparison, problems: int):
             _fit_line(ax, fits["loglinear"], _grid(fitted[0] / 1.5, fitted[1] * 1.5), fitted, color,
                       f"  log-linear fit: {fits['loglinear'].result.params['b'] + 0.0:+.3f} per decade", ls="--")
     _legend_for_fits(ax)
-    _accuracy_axes(ax, ys, RL_X, problems)
+    _accuracy_axes(ax, ys, RL_X, metric)
 
 
 @styled
@@ -204,18 +204,18 @@ def _power(ax, law: LawFit, pts: Points):
     ax.legend(loc="upper right")
 
 
-def write_figures(cmp: Comparison, law: LawFit, loss_pts, power_pts, convention: str, problems: int, task: str,
+def write_figures(cmp: Comparison, law: LawFit, loss_pts, power_pts, convention: str, metric: str, task: str,
                   name: str, out_dir: Path) -> tuple[list[Path], list[str]]:
     """Every figure as PNG + SVG; returns the files and a note for each figure left out."""
     # Titles go on the figure, not the axes: the legend beside the axes narrows them, and a long
     # axes title would then run off the left edge.
     files, notes = [], []
     fig, (ax,) = new_figure(width=9.0, height=4.8)
-    plot_total_compute(ax, cmp, problems)
+    plot_total_compute(ax, cmp, metric)
     fig.suptitle(f"{task}: accuracy vs pretraining compute, and vs pretraining + RL compute")
     files += save(fig, out_dir, "accuracy_vs_total_compute")
     fig, (ax,) = new_figure(width=8.4, height=4.6)
-    plot_rl_compute(ax, cmp, problems)
+    plot_rl_compute(ax, cmp, metric)
     fig.suptitle(f"{task}: accuracy along RL, per starting model")
     files += save(fig, out_dir, "rl_accuracy_vs_rl_compute")
     fig, (ax,) = new_figure(width=8.8, height=4.6)

@@ -74,10 +74,9 @@ def markdown(col: Collected, cmp: Comparison, loss: LawFit, loss_tried: list[str
 
 def _header(col: Collected, cmp: Comparison, command: str | None) -> list[str]:
     s = col.settings
-    metric = (f"greedy pass@1 on the first {s.eval.problems} held-out problems of `{s.task.name}` "
-              f"{json.dumps(s.task.params)} (prompts ≤ {s.prompt_tokens} tokens, "
-              f"≤ {s.sampling.max_new} generated tokens)")
-    if s.eval.pass_k > 1:
+    metric = (f"{col.metric_label} of `{s.task.name}` {json.dumps(s.task.params)} (prompts ≤ {s.prompt_tokens} "
+              f"tokens, ≤ {s.sampling.max_new} generated tokens)")
+    if s.eval.pass_k > 1 and col.metric == "greedy":
         metric += (f"; sampled pass@{s.eval.pass_k} on the first {s.eval.pass_k_problems} "
                    f"(temperature {s.sampling.temperature:g})")
     return [f"# Pretraining vs RL compute on {s.task.name}", "",
@@ -116,7 +115,7 @@ def _data(col: Collected, cmp: Comparison) -> list[str]:
         return f" {_v(e.get(f'pass@{k}'))} |" if k > 1 else ""
 
     lines = ["", "## Data", "", "Pretrained models (evaluated here on the RL task):", "",
-             "| run id | name | N | tokens | FLOPs (6N) | FLOPs (full) | eval loss | pass@1 |" + extra_head,
+             f"| run id | name | N | tokens | FLOPs (6N) | FLOPs (full) | eval loss | {col.metric_name} |" + extra_head,
              "|---|---|---:|---:|---:|---:|---:|---:|" + extra_rule]
     for p in cmp.pretrain:
         e = p.extra
@@ -125,7 +124,7 @@ def _data(col: Collected, cmp: Comparison) -> list[str]:
                      + pass_k(e))
     lines += ["", "RL runs (final accuracy and RL FLOPs as recorded in the RL sweep's registry):", "",
               "| run id | name | starting model | pretraining FLOPs (full) | RL FLOPs (full) | total FLOPs (full) | "
-              "pass@1 at start | final pass@1 |" + extra_head, "|---|---|---|---:|---:|---:|---:|---:|" + extra_rule]
+              f"{col.metric_name} at start | final |" + extra_head, "|---|---|---|---:|---:|---:|---:|---:|" + extra_rule]
     for r in cmp.rl:
         start = _v(r.initial_accuracy) if r.initial_accuracy is not None else "–"
         lines.append(f"| `{r.run_id}` | {r.name} | `{r.init_run_id}` | {r.init_flops:.4g} | {r.final.rl_flops:.4g} | "
@@ -199,7 +198,7 @@ def to_json(col: Collected, cmp: Comparison, loss: LawFit, loss_tried: list[str]
             notes: list[str]) -> dict:
     return jsonable({
         "pretrain_sweep": str(col.pretrain_dir), "rl_sweep": str(col.rl_dir),
-        "eval": col.settings.to_json(), "metric": "accuracy (greedy pass@1)",
+        "eval": col.settings.to_json(), "metric": col.metric_name, "metric_label": col.metric_label,
         "flop_convention": {"accuracy_axes": "full", "loss_law": col.loss_convention},
         "bootstrap": cmp.bootstrap,
         "pretrain": {"points": [asdict(p) for p in cmp.pretrain], "fitted_range": list(cmp.pretrain_range),

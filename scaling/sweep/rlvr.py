@@ -5,6 +5,7 @@
     init:
       sweep: runs/demo-math-cpu            # a pretraining SWEEP_DIR ...
       select: compute_optimal              # ... per budget the done run with the lowest eval_loss; or `all`
+      min_budget: 1.0e11                   # ... of the budgets >= this only (optional)
       # runs: [runs/x/runs/a, ...]         # or explicit pretraining run directories
     budgets: [1.0e11, 3.0e11]              # RL FLOPs, full convention (budget.flops); or steps: [..]
     seeds: [0]
@@ -47,6 +48,10 @@ class RLInitSpec(StrictModel):
     sweep: str | None = Field(None, description="pretraining sweep directory")
     select: str | None = Field(None, description="compute_optimal (default) or all")
     runs: list[str] | None = Field(None, description="explicit pretraining run directories")
+    # RL improves a model only where it already has partial skill on the task: below some pretraining
+    # budget the models solve nothing, and their RL runs would cost time to show a flat line.
+    min_budget: float | None = Field(None, gt=0, description="with init.sweep: only runs of budgets (FLOPs, or "
+                                                             "tokens) at least this large")
 
     @field_validator("select")
     @classmethod
@@ -62,8 +67,9 @@ class RLInitSpec(StrictModel):
         if self.runs is not None:
             if not self.runs:
                 raise ValueError("runs: list at least one pretraining run directory")
-            if self.select is not None:
-                raise ValueError("select: only used with init.sweep (init.runs names the runs itself)")
+            if self.select is not None or self.min_budget is not None:
+                which = "select" if self.select is not None else "min_budget"
+                raise ValueError(f"{which}: only used with init.sweep (init.runs names the runs itself)")
         return self
 
 
@@ -186,13 +192,18 @@ def _rows_of(sweep_dir: Path, what: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _budget_of(row: dict[str, Any]) -> float:
+    """A pretraining run's budget: its FLOP budget, else (a tokens grid) its token count."""
+    return row["budget"] if row["budget"] is not None else float(row["tokens"] or 0)
+
+
 def select_rows(rows: list[dict[str, Any]], select: str) -> list[dict[str, Any]]:
     """`all`: every row; `compute_optimal`: per budget (FLOPs, else tokens), the lowest eval loss."""
     if select == "all":
         return sorted(rows, key=lambda r: (r["flops"] or 0, r["run_id"]))
     best: dict[float, dict[str, Any]] = {}
     for row in rows:
-        key = row["budget"] if row["budget"] is not None else float(row["tokens"] or 0)
+        key = _budget_of(row)
         loss = row["eval_loss"] if row["eval_loss"] is not None else row["loss"]
         if loss is None:
             continue
@@ -208,6 +219,11 @@ def init_runs(spec: RLVRSweepSpec, path: Path | None, warnings: list[str]) -> li
     else:
         sweep_dir = find_dir(spec.init.sweep, path, "init.sweep")
         rows = select_rows(_rows_of(sweep_dir, "init.sweep"), spec.init.select or "compute_optimal")
+        if spec.init.min_budget is not None:
+            rows = [r for r in rows if _budget_of(r) >= spec.init.min_budget]
+            if not rows:
+                raise UserError(f"init.min_budget: {sweep_dir} has no selected run with a budget of at least "
+                                f"{spec.init.min_budget:g}")
         if not rows:
             raise UserError(f"init.sweep: {sweep_dir} has no finished run with a loss to select by")
         dirs = [((sweep_dir / r["run_dir"]).resolve(), f"init.sweep ({r['name'] or r['run_id']})") for r in rows]
