@@ -69,6 +69,11 @@ class ModelConfig(StrictModel):
         return self.KV or self.H
 
     @property
+    def block_layers(self) -> int:
+        """Layers per block (scanned together): `moe.every` for MoE models (k-1 dense + 1 MoE), else 1."""
+        return self.moe.every if self.moe else 1
+
+    @property
     def d_head(self) -> int:
         return self.head_dim or self.D // self.H
 

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 
 from scaling.config.model import ModelConfig
 
-FLOP_CONVENTIONS = ("6n", "full")
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,11 @@ def _mlp_params(cfg: ModelConfig, width: int) -> int:
 
 def _attention_proj_params(cfg: ModelConfig) -> int:
     return cfg.D * cfg.d_head * (2 * cfg.H + 2 * cfg.n_kv_heads)
+
+
+def expert_capacity(seq_len: int, moe) -> int:
+    """Buffer slots per expert and sequence in capacity dispatch: ceil(S·k·capacity_factor / X)."""
+    return max(1, math.ceil(seq_len * moe.top_k * moe.capacity_factor / moe.n_experts))
 
 
 def count_model(cfg: ModelConfig, seq_len: int | None = None, causal_half: bool = True) -> ModelCounts:
@@ -105,7 +109,7 @@ def executed_forward_flops_per_token(cfg: ModelConfig, seq_len: int, causal_half
     if not cfg.moe or cfg.moe.dispatch != "capacity":
         return fwd
     m, S, D = cfg.moe, seq_len, cfg.D
-    C = max(1, math.ceil(S * m.top_k * m.capacity_factor / m.n_experts))
+    C = expert_capacity(S, m)
     expert = 2 * _mlp_params(cfg, m.d_expert)
     slots_per_token = m.n_experts * C / S
     per_layer_extra = ((slots_per_token - m.top_k) * expert  # padded (or dropped) buffer slots

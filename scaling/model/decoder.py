@@ -53,7 +53,7 @@ class ParamGroup(nnx.Module):
         return out
 
 
-def _mlp_spec(cfg: ModelConfig, F: int, std: float, out_std: float, prefix_axes=()) -> dict:
+def _mlp_spec(cfg: ModelConfig, F: int, std: float, out_std: float) -> dict:
     spec = {"w_up": ((cfg.D, F), ("embed", "mlp"), std), "w_down": ((F, cfg.D), ("mlp", "embed"), out_std)}
     if cfg.mlp == "swiglu":
         spec["w_gate"] = ((cfg.D, F), ("embed", "mlp"), std)
@@ -66,7 +66,7 @@ class Decoder(nnx.Module):
         D, H, K, E, Vp = cfg.D, cfg.H, cfg.n_kv_heads, cfg.d_head, cfg.padded_vocab
         std = cfg.init_std
         out_std = std / (2 * cfg.L) ** 0.5  # GPT-2: residual projections scaled by depth
-        k = cfg.moe.every if cfg.moe else 1
+        k = cfg.block_layers
         G = cfg.L // k
         self.embed = nnx.Param(std * jax.random.normal(rngs.params(), (Vp, D)), logical_axes=("vocab", "embed"))
         if cfg.pos == "learned":
@@ -139,7 +139,7 @@ class Decoder(nnx.Module):
             x_BxSxD, (aux, new_kv) = jax.lax.scan(block, x_BxSxD, (params, kv))
         else:
             outs = []
-            for g in range(cfg.L // (cfg.moe.every if cfg.moe else 1)):
+            for g in range(cfg.L // cfg.block_layers):
                 x_BxSxD, out = block(x_BxSxD, jax.tree.map(lambda a: a[g], (params, kv)))
                 outs.append(out)
             aux, new_kv = jax.tree.map(lambda *a: jnp.stack(a), *outs)
@@ -161,7 +161,7 @@ class Decoder(nnx.Module):
     def init_cache(self, batch: int, max_len: int, dtype=None) -> dict:
         """An empty KV cache for `batch` rows and `max_len` slots, stacked like the layers."""
         cfg = self.cfg
-        k = cfg.moe.every if cfg.moe else 1
+        k = cfg.block_layers
         shape = (cfg.L // k, k, batch, max_len, cfg.n_kv_heads, cfg.d_head)
         dtype = dtype or jnp.dtype(cfg.dtype)
         return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype), "index": jnp.zeros((), jnp.int32)}
@@ -169,7 +169,7 @@ class Decoder(nnx.Module):
 
 def _block(cfg: ModelConfig, p: dict, x_BxSxD, sin_cos, kv_g, index, kv_valid_BxT):
     """One group of k layers: attention + (dense or MoE) MLP each, pre-norm residuals."""
-    k = cfg.moe.every if cfg.moe else 1
+    k = cfg.block_layers
     aux = {}
     new_k, new_v = [], []
     for j in range(k):

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from scaling.config.model import ModelConfig
+from scaling.model.accounting import expert_capacity
 
 
 def route(p: dict, x_NxD: jax.Array, cfg: ModelConfig):
@@ -85,7 +86,7 @@ def capacity(p: dict, x_BxSxD: jax.Array, idx_Nxk: jax.Array, w_Nxk: jax.Array, 
     """Einsum dispatch per sequence (a group of S tokens), priority to first choices (Switch/GShard)."""
     B, S, D = x_BxSxD.shape
     k, X = cfg.moe.top_k, cfg.moe.n_experts
-    C = max(1, math.ceil(S * k * cfg.moe.capacity_factor / X))
+    C = expert_capacity(S, cfg.moe)
     idx_BxSxk = idx_Nxk.reshape(B, S, k)
     onehot_BxkxSxX = jax.nn.one_hot(idx_BxSxk.transpose(0, 2, 1), X, dtype=jnp.int32)
     # Position of each (choice, token) in its expert's buffer: cumulative count in (choice, token) order.
