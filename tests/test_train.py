@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 import yaml
@@ -316,3 +317,15 @@ def test_wandb_offline_logs_every_record_grouped_under_its_sweep(tmp_path):
     assert [h["_step"] for h in history] == [r["step"] for r in logged]
     assert [h.get("loss") for h in history] == [r.get("loss") for r in logged]
     assert history[-1]["eval_loss"] == logged[-1]["eval_loss"]
+
+
+def test_param_dtype_bfloat16_stores_and_updates_parameters_in_bfloat16(tmp_path):
+    from scaling.rl.checkpoints import load_policy
+
+    cfg = tiny_config(tokens=16 * 64 * 20, log_every=2, eval_every=20, checkpoint_every=20)
+    cfg["model"] = {**cfg["model"], "param_dtype": "bfloat16"}
+    assert run_training(run_config_from_dict(cfg), tmp_path / "run")["status"] == "done"
+    losses = [r["loss"] for r in metrics(tmp_path / "run")]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0] - 0.5  # it still learns
+    params, _ = load_policy(tmp_path / "run").states  # as trained and checkpointed
+    assert {str(x.dtype) for x in jax.tree.leaves(params)} == {"bfloat16"}

@@ -61,6 +61,7 @@ class ModelConfig(StrictModel):
     remat: Literal["none", "full", "dots", "dots_no_batch"] = "none"
     scan_layers: bool = True
     dtype: Literal["bfloat16", "float32"] = "bfloat16"
+    # Storage dtype of the trainable parameters (and so of gradients and Adam moments); compute is `dtype`.
     param_dtype: Literal["float32", "bfloat16"] = "float32"
     moe: MoEConfig | None = None
 

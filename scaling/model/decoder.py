@@ -101,6 +101,9 @@ class Decoder(nnx.Module):
         self.final_norm = nnx.Param(jnp.ones((D,)), logical_axes=("norm",))
         if not cfg.tie_embeddings:
             self.head = nnx.Param(std * jax.random.normal(rngs.params(), (D, Vp)), logical_axes=("embed", "vocab"))
+        if cfg.param_dtype != "float32":  # stored (and updated by the optimizer) in param_dtype; drawn in float32
+            params = nnx.state(self, nnx.Param)
+            nnx.update(self, jax.tree.map(lambda x: x.astype(cfg.param_dtype), params))
 
     def __call__(self, tokens_BxS: jax.Array, positions_BxS: jax.Array | None = None,
                  cache: dict | None = None, kv_valid_BxT: jax.Array | None = None):
