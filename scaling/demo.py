@@ -84,7 +84,7 @@ def run_demo(out: Path, sweeps: DemoSweeps | None = None, max_parallel: int = 2,
     step(5, f"comparing pretraining and RL compute → {dirs['compare']}")
     cmp = run_compare(dirs["math"], dirs["rlvr"], dirs["compare"], bootstrap=bootstrap, seed=seed, metric=metric,
                       log=say)
-    summary = summary_lines(laws.fits, cmp.comparison, cmp.collected.metric_label)
+    summary = summary_lines(laws.fits, cmp.comparison, cmp.collected.metric_name)
     say(f"\nDone in {_clock(time.time() - started)}. Reports:\n  {dirs['compare'] / 'report.md'}\n"
         f"  {dirs['laws'] / 'report.md'}\nFigures: {dirs['laws']}/*.png, {dirs['compare']}/*.png\n")
     for line in summary:
