@@ -1,9 +1,9 @@
-"""`scaling demo`: the whole pipeline on the built-in corpora, on a laptop CPU, in about five minutes.
+"""`scaling demo`: the whole pipeline on the built-in corpora, on a laptop CPU.
 
-    1. isoflop   pretraining isoFLOP sweep on stdlib-code       → the loss law (isoFLOP, Chinchilla)
-    2. math      pretraining sweep on synthetic-math, 2 sizes   → the starting points of RL
-    3. rlvr      GRPO from the compute-optimal math models      → accuracy vs RL compute
-    4. laws      `scaling plot` of sweep 1;  compare  `scaling compare` of sweeps 2 and 3
+    1. isoflop   pretraining isoFLOP sweep on stdlib-code, 4 budgets  → the loss law (isoFLOP, Chinchilla)
+    2. math      pretraining sweep on synthetic-math, 6 models        → the pretraining accuracy axis
+    3. rlvr      GRPO from the 3 most-trained math models             → accuracy vs RL compute
+    4. laws      `scaling plot` of sweep 1;  compare  `scaling compare --metric pass@1` of sweeps 2 and 3
 
 Every step is the command a user would run by hand (the sweeps resume, compare caches its
 evaluations), so a second `scaling demo` only refits and redraws. The loss law comes from
@@ -84,7 +84,7 @@ def run_demo(out: Path, sweeps: DemoSweeps | None = None, max_parallel: int = 2,
     step(5, f"comparing pretraining and RL compute → {dirs['compare']}")
     cmp = run_compare(dirs["math"], dirs["rlvr"], dirs["compare"], bootstrap=bootstrap, seed=seed, metric=metric,
                       log=say)
-    summary = summary_lines(laws.fits, cmp.comparison, cmp.collected.metric_label)
+    summary = summary_lines(laws.fits, cmp.comparison, cmp.collected.metric_name)
     say(f"\nDone in {_clock(time.time() - started)}. Reports:\n  {dirs['compare'] / 'report.md'}\n"
         f"  {dirs['laws'] / 'report.md'}\nFigures: {dirs['laws']}/*.png, {dirs['compare']}/*.png\n")
     for line in summary:

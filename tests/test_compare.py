@@ -192,6 +192,22 @@ def test_compare_puts_both_sweeps_on_one_axis_and_a_second_run_reads_the_cache(s
     assert json.loads((out / "compare.json").read_text()) == result
     assert "0 evaluated now, 4 from" in (out / "report.md").read_text()
 
+    # --metric pass@1 reads the same evaluations' sampled pass@1 (the mean over the RL runs' 2 samples
+    # per problem) on both axes, and says so; greedy stays in the points' extras.
+    assert result["metric"] == "greedy pass@1"
+    assert cli_main.main(["compare", str(pre), str(rl), "--out", str(out), "--bootstrap", "0",
+                          "--metric", "pass@1"]) == 0
+    sampled = json.loads((out / "compare.json").read_text())
+    assert sampled["metric"] == "sampled pass@1" and "mean of 2 samples" in sampled["metric_label"]
+    greedy_points = {p["run_id"]: p for p in result["pretrain"]["points"]}
+    for p in sampled["pretrain"]["points"]:
+        assert p["accuracy"] == p["extra"]["pass@1"] and p["extra"]["greedy_pass@1"] == greedy_points[p["run_id"]][
+            "accuracy"]
+    for run in sampled["rl"]["runs"]:
+        history = json.loads((rl / run["extra"]["run_dir"] / "summary.json").read_text())["eval_history"]
+        assert [c["accuracy"] for c in run["curve"]] == [e["pass@1"] for e in history if e["step"] > 0]
+    assert "sampled pass@1" in (out / "report.md").read_text()
+
 
 def fake_sweep(root: Path, kind: str, status: str = "done") -> Path:
     root.mkdir()

@@ -7,11 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 DESCRIPTION = """\
-Run the lab's main job on the built-in corpora, on CPU (about five minutes on 2 cores):
+Run the lab's main job on the built-in corpora, on CPU:
   1. an isoFLOP pretraining sweep on stdlib-code (sweeps/demo-cpu-isoflop.yaml)
   2. a pretraining sweep on synthetic-math (sweeps/demo-math-cpu.yaml)
-  3. an RLVR (GRPO) sweep from its compute-optimal models (sweeps/rlvr-cpu.yaml)
+  3. an RLVR (GRPO) sweep from its most-trained models (sweeps/rlvr-cpu.yaml)
   4. the loss laws of sweep 1 (`scaling plot`), and 5. `scaling compare` of sweeps 2 and 3.
+--seed S reruns all of it with other seeds, into runs/demo-seedS.
 Ends with the paths of the reports and figures and a five-line summary of the fitted laws.
 Everything resumes: a second `scaling demo` reuses finished runs and evaluations and only refits.
 """
@@ -20,7 +21,7 @@ Everything resumes: a second `scaling demo` reuses finished runs and evaluations
 def register(subparsers) -> None:
     import argparse
 
-    p = subparsers.add_parser("demo", help="the whole pipeline on CPU in ~5 minutes: sweeps, laws, comparison",
+    p = subparsers.add_parser("demo", help="the whole pipeline on CPU: sweeps, laws, comparison",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=None, metavar="DIR",
                    help="where everything goes (default runs/demo for seed 0, runs/demo-seedS for --seed S)")

@@ -197,8 +197,11 @@ def _budget_of(row: dict[str, Any]) -> float:
     return row["budget"] if row["budget"] is not None else float(row["tokens"] or 0)
 
 
-def select_rows(rows: list[dict[str, Any]], select: str) -> list[dict[str, Any]]:
-    """`all`: every row; `compute_optimal`: per budget (FLOPs, else tokens), the lowest eval loss."""
+def select_rows(rows: list[dict[str, Any]], select: str, min_budget: float | None = None) -> list[dict[str, Any]]:
+    """`all`: every row; `compute_optimal`: per budget (FLOPs, else tokens), the lowest eval loss;
+    of the budgets >= min_budget only, when given."""
+    if min_budget is not None:
+        rows = [r for r in rows if _budget_of(r) >= min_budget]
     if select == "all":
         return sorted(rows, key=lambda r: (r["flops"] or 0, r["run_id"]))
     best: dict[float, dict[str, Any]] = {}
@@ -218,12 +221,11 @@ def init_runs(spec: RLVRSweepSpec, path: Path | None, warnings: list[str]) -> li
         dirs = [(find_dir(ref, path, f"init.runs[{i}]"), f"init.runs[{i}]") for i, ref in enumerate(spec.init.runs)]
     else:
         sweep_dir = find_dir(spec.init.sweep, path, "init.sweep")
-        rows = select_rows(_rows_of(sweep_dir, "init.sweep"), spec.init.select or "compute_optimal")
-        if spec.init.min_budget is not None:
-            rows = [r for r in rows if _budget_of(r) >= spec.init.min_budget]
-            if not rows:
-                raise UserError(f"init.min_budget: {sweep_dir} has no selected run with a budget of at least "
-                                f"{spec.init.min_budget:g}")
+        rows = select_rows(_rows_of(sweep_dir, "init.sweep"), spec.init.select or "compute_optimal",
+                           spec.init.min_budget)
+        if not rows and spec.init.min_budget is not None:
+            raise UserError(f"init.min_budget: {sweep_dir} has no finished run of a budget of at least "
+                            f"{spec.init.min_budget:g}")
         if not rows:
             raise UserError(f"init.sweep: {sweep_dir} has no finished run with a loss to select by")
         dirs = [((sweep_dir / r["run_dir"]).resolve(), f"init.sweep ({r['name'] or r['run_id']})") for r in rows]
