@@ -62,7 +62,7 @@ def run_compare(pretrain_sweep, rl_sweep, out_dir, bootstrap: int = 1000, seed: 
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".compare-", dir=out_dir))
     try:
-        figures, notes = write_figures(cmp, law, loss_pts, power_pts, col.loss_convention, col.metric_label,
+        figures, notes = write_figures(cmp, law, loss_pts, power_pts, col.loss_convention, col.metric_axis,
                                        col.settings.task.name, short_source(str(col.pretrain_dir)), staging)
         written = figures + write_text_outputs(col, cmp, law, tried, figures, notes, command, staging)
         files = []

@@ -62,6 +62,14 @@ class Collected:
         return METRIC_NAMES[self.metric]
 
     @property
+    def metric_axis(self) -> str:
+        """The metric in few words, for a figure's axis."""
+        s = self.settings
+        if self.metric == "greedy":
+            return f"greedy pass@1, {s.eval.problems} problems"
+        return f"sampled pass@1, {s.eval.pass_k} samples x {min(s.eval.pass_k_problems, s.eval.problems)} problems"
+
+    @property
     def metric_label(self) -> str:
         return metric_label(self.metric, self.settings)
 
