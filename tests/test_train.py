@@ -157,19 +157,21 @@ def test_resume_after_sigkill_matches_uninterrupted_run(straight, tmp_path):
 
 
 def test_resume_with_tensorboard_off_and_another_mesh_is_the_same_run(straight, tmp_path):
-    """How a run is run (TensorBoard, the mesh) is not its identity: turning TensorBoard off and moving
-    from 1 device to 2 between a SIGKILL and the rerun resumes the same run from its checkpoint."""
+    """How a run is run (TensorBoard, checkpoint cadence, the mesh) is not its identity: turning TensorBoard
+    off and moving from 1 device to 2 between a SIGKILL and the rerun resumes the same run from its checkpoint."""
     from scaling.sweep.plan import run_id_of
 
     config, straight_dir = straight
     out = tmp_path / "killed"
     killed_at = _kill_after_checkpoint(config, out, 30)
-    changed = ["--set", "mesh.devices=2", "--set", "train.tensorboard=false"]
+    # Checkpoint cadence is operational too: the resumed part saves only at its end.
+    changed = ["--set", "mesh.devices=2", "--set", "train.tensorboard=false", "--set", "train.checkpoint_every=1000"]
     resumed = _train_subprocess(config, out, devices=2, extra=changed)
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
 
     recorded = yaml.safe_load((out / "config.yaml").read_text())
     assert recorded["mesh"]["devices"] == 2 and recorded["train"]["tensorboard"] is False  # recorded, not hashed
+    assert recorded["train"]["checkpoint_every"] == 1000
     assert run_id_of(run_config_from_dict(recorded)) == run_id_of(run_config_from_dict(yaml.safe_load(config.read_text())))
     rows = metrics(out)
     assert rows[0]["time"] < killed_at < rows[-1]["time"]  # rows up to the checkpoint kept: resumed, not restarted

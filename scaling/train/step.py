@@ -118,7 +118,7 @@ def compile_steps(cfg: ModelConfig, graphdef, shardings, tx: optax.GradientTrans
         return -(logp * batch["mask"]).sum(), batch["mask"].sum()
 
     b_sh = NamedSharding(mesh, batch_spec(mesh)) if mesh is not None else None
-    options = cpu_compiler_options()
+    options = cpu_compiler_options(mesh.size if mesh is not None else 1)
     if mesh is None:
         train_jit = jax.jit(train_step, donate_argnums=0, compiler_options=options)
         eval_jit = jax.jit(eval_step, compiler_options=options)
