@@ -11,7 +11,9 @@ Mesh axes:
 """
 from __future__ import annotations
 
+import functools
 import os
+from typing import Callable
 
 import jax
 import numpy as np
@@ -104,6 +106,20 @@ def constrain(x: jax.Array, names: tuple[str | None, ...]) -> jax.Array:
     if mesh is None or mesh.empty or mesh.size == 1:
         return x
     return jax.lax.with_sharding_constraint(x, logical_to_spec(names, x.shape, mesh))
+
+
+def traced_on(mesh: Mesh | None, fn: Callable) -> Callable:
+    """`fn` traced with `mesh` in context, so the `constrain` calls inside it act (a jitted step is traced
+    at its first call, outside any `jax.set_mesh` block the caller may or may not be in)."""
+    if mesh is None:
+        return fn
+
+    @functools.wraps(fn)
+    def under_mesh(*args, **kwargs):
+        with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+            return fn(*args, **kwargs)
+
+    return under_mesh
 
 
 def maybe_initialize_distributed() -> bool:

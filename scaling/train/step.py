@@ -20,7 +20,7 @@ from scaling.config.model import ModelConfig
 from scaling.model import Decoder, lm_objective, token_logprobs
 from scaling.model.moe import updated_router_bias
 from scaling.parallel import state_shardings
-from scaling.parallel.mesh import BATCH_AXES
+from scaling.parallel.mesh import BATCH_AXES, traced_on
 from scaling.runtime import cpu_compiler_options
 from scaling.train.optim import scaled_updates
 
@@ -125,9 +125,10 @@ def compile_steps(cfg: ModelConfig, graphdef, shardings, tx: optax.GradientTrans
     else:
         batch_sh = {"inputs": b_sh, "targets": b_sh, "mask": b_sh}
         replicated = NamedSharding(mesh, P())
-        train_jit = jax.jit(train_step, donate_argnums=0, in_shardings=(shardings, batch_sh, replicated),
-                            out_shardings=(shardings, replicated), compiler_options=options)
-        eval_jit = jax.jit(eval_step, in_shardings=(shardings["params"], shardings["rest"], batch_sh),
+        train_jit = jax.jit(traced_on(mesh, train_step), donate_argnums=0,
+                            in_shardings=(shardings, batch_sh, replicated), out_shardings=(shardings, replicated),
+                            compiler_options=options)
+        eval_jit = jax.jit(traced_on(mesh, eval_step), in_shardings=(shardings["params"], shardings["rest"], batch_sh),
                            out_shardings=replicated, compiler_options=options)
     return CompiledSteps(graphdef, train_jit, eval_jit, shardings, b_sh)
 
