@@ -3,7 +3,6 @@
 Tokenizers are built here (a small BPE, and a word-level one padded past 65,536 entries), never downloaded.
 """
 import json
-import os
 import random
 import signal
 import subprocess

@@ -9,7 +9,8 @@ def register(subparsers):
         "rl", help="improve a pretrained model with GRPO on a verifiable task (resumable)",
         description="Start from a pretraining run's checkpoint and run GRPO on a task whose answers a program "
         "checks; logs held-out pass@1 against cumulative RL FLOPs (rollout + update). Re-running resumes.")
-    p.add_argument("config", metavar="CONFIG", help="RL YAML (task, sampling, grpo, optimizer, budget, eval), or a bundled RL recipe's name")
+    p.add_argument("config", metavar="CONFIG",
+                   help="RL YAML (task, sampling, grpo, optimizer, budget, eval), or a bundled RL recipe's name")
     p.add_argument("--init", metavar="PRETRAINED_RUN_DIR", help="pretraining run directory (or init_run: in CONFIG)")
     p.add_argument("--out", required=True, metavar="RUN_DIR")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")

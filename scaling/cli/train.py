@@ -9,7 +9,8 @@ def register(subparsers):
         "train", help="train one model (resumes when run again on the same RUN_DIR)",
         description="Train one decoder for a token or FLOP budget and leave a run directory with config.yaml, "
         "metrics.jsonl, summary.json and Orbax checkpoints. Running the same command again resumes.")
-    p.add_argument("config", metavar="CONFIG", help="run YAML (model, data, mesh, optimizer, train), or a bundled recipe's name (tiny-math)")
+    p.add_argument("config", metavar="CONFIG",
+                   help="run YAML (model, data, mesh, optimizer, train), or a bundled recipe's name (tiny-math)")
     p.add_argument("--out", required=True, metavar="RUN_DIR")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. train.tokens=1e6")
     p.add_argument("--quiet", action="store_true", help="no progress output")

@@ -9,7 +9,6 @@ Shapes: N tokens, D width, X experts, k choices per token, F expert width, C cap
 """
 from __future__ import annotations
 
-import math
 
 import jax
 import jax.numpy as jnp
