@@ -16,7 +16,7 @@ from scaling.errors import UserError
 
 # What a run directory and a sweep directory hold (DESIGN.md's contracts, plus their lock files).
 RUN_OWN = {"config.yaml", "metrics.jsonl", "summary.json", "checkpoints", "checkpoints-unreadable", "tensorboard",
-           ".lock"}
+           "wandb", ".lock"}
 SWEEP_OWN = {"sweep.yaml", "registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm",
              "registry.sqlite-journal", "configs", "runs", "logs", ".submit.lock"}
 

@@ -19,6 +19,7 @@ import yaml
 
 from scaling.cli.main import main
 from scaling.sweep.registry import Registry
+from tiny_sweeps import wait_for
 
 TINY = [{"name": f"tiny{d}", "D": d, "L": 1, "H": 2, "F": 2 * d, "max_seq_len": 64} for d in (32, 48)]
 BASE = {"data": {"source": "stdlib-code"},
@@ -98,16 +99,6 @@ def test_ray_executor_on_a_local_cluster_matches_the_local_executor(local_sweep,
         assert row["eval_loss"] == pytest.approx(local[run_id]["eval_loss"], rel=1e-4)
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_sigkill_of_the_submitter_loses_nothing_and_trains_no_run_twice(tmp_path):
     # Longest runs go first: the second 320-step run is still training when the first one is done.
     sweep = write_sweep(tmp_path / "kill.yaml", [256, 40960], set={"train.checkpoint_every": 40,
@@ -134,7 +125,7 @@ def test_sigkill_of_the_submitter_loses_nothing_and_trains_no_run_twice(tmp_path
         return None
 
     try:
-        victim = _wait_for(one_done_one_checkpointed, 300, "a finished run and a checkpointed running one")
+        victim = wait_for(one_done_one_checkpointed, 300, "a finished run and a checkpointed running one")
         finished_before = {r["run_id"]: (out / r["run_dir"] / "metrics.jsonl").read_bytes()
                            for r in registry.runs() if r["status"] == "done"}
         # Lines up to the first checkpoint (step 40) survive a resume verbatim, timings included;
@@ -144,7 +135,7 @@ def test_sigkill_of_the_submitter_loses_nothing_and_trains_no_run_twice(tmp_path
         os.kill(submitter.pid, signal.SIGKILL)
         submitter.wait(10)
         # Its trainer must not live on as an orphan: it gets SIGTERM when the submitter dies.
-        _wait_for(lambda: not Path(f"/proc/{victim['pid']}").exists() or
+        wait_for(lambda: not Path(f"/proc/{victim['pid']}").exists() or
                   Path(f"/proc/{victim['pid']}/stat").read_text().split()[2] == "Z", 60, "the orphaned trainer to exit")
     finally:
         if submitter.poll() is None:

@@ -25,7 +25,7 @@ from scaling.rl.compute import step_flops
 from scaling.sweep.expand import expand, spec_from_dict
 from scaling.sweep.registry import Registry
 
-from tiny_sweeps import PRETRAIN, RL_BASE, TINY, write
+from tiny_sweeps import wait_for, PRETRAIN, RL_BASE, TINY, write
 
 STEP_FLOPS = 147456 * 1024  # math32: full-convention FLOPs per token x 1024 tokens per step (16 x 64)
 
@@ -125,16 +125,6 @@ def submit_command(sweep: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "scaling", "sweep", "submit", str(sweep), "--out", str(out), "--max-parallel", "2"]
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def killed_and_resumed(tmp_path_factory):
     """The submitter is SIGKILLed once an RL run is training, then submitted again to the end."""
@@ -153,7 +143,7 @@ def killed_and_resumed(tmp_path_factory):
         return [r for r in rows if r["kind"] == "rlvr" and r["status"] == "running" and r["pid"]]
 
     try:
-        _wait_for(rl_training, 300, "an RL run to start")
+        wait_for(rl_training, 300, "an RL run to start")
         done_before = {r["run_id"]: (out / r["run_dir"] / "metrics.jsonl").read_bytes()
                        for r in registry.runs() if r["status"] == "done"}
         os.kill(submitter.pid, signal.SIGKILL)
@@ -162,7 +152,7 @@ def killed_and_resumed(tmp_path_factory):
         if submitter.poll() is None:
             submitter.kill()
     victims = [r for r in registry.runs() if r["status"] == "running"]  # left behind, as after a crash
-    _wait_for(lambda: all(not Path(f"/proc/{v['pid']}").exists() or
+    wait_for(lambda: all(not Path(f"/proc/{v['pid']}").exists() or
                           Path(f"/proc/{v['pid']}/stat").read_text().split()[2] == "Z" for v in victims),
               60, "the orphaned trainers to exit")
     proc = subprocess.run(submit_command(sweep, out), capture_output=True, text=True, env=env())

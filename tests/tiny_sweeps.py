@@ -2,6 +2,7 @@
 (the same shapes everywhere, so the persistent compilation cache serves them all)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import yaml
@@ -40,3 +41,14 @@ def write_demo_sweeps(root: Path) -> tuple[Path, Path, Path]:
     rl = {"name": "rl", "kind": "rlvr", "base": rl_base, "budgets": [1.2e8], "seeds": [0],
           "init": {"sweep": "replaced-by-the-demo", "select": "compute_optimal"}}
     return write(root / "iso.yaml", ISO), write(root / "math.yaml", math), write(root / "rl.yaml", rl)
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """The predicate's first truthy value, polled every 0.2 s (the kill-and-resume sweep tests)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -40,31 +40,32 @@ def claim_run_dir(run_dir: Path, cfg) -> bool:
         if key not in _HELD:  # a process may claim again what it holds (a resume in the same process)
             _HELD[key] = DirectoryLock(run_dir, LOCK_FILE, busy=f"--out {run_dir}: another process is writing "
                                        "this run directory").acquire()
-        held = _check_claim(run_dir, resolved)  # checked again under the lock: two first runs may race
-        if held and _read_config(run_dir) == resolved:
+        existing = _check_claim(run_dir, resolved)  # checked again under the lock: two first runs may race
+        if existing == resolved:
             return True
         write_atomic(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     except OSError as e:
         raise UserError(f"--out {run_dir}: cannot write the run directory ({e.strerror or e})") from None
-    return held
+    return existing is not None
 
 
-def _check_claim(run_dir: Path, resolved: dict) -> bool:
-    """True if RUN_DIR holds this run, False if it is new or empty; refuses anything else."""
+def _check_claim(run_dir: Path, resolved: dict) -> dict | None:
+    """RUN_DIR's recorded config if it holds this run (same identity), None if it is new or empty; refuses
+    anything else."""
     path = run_dir / "config.yaml"
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out {run_dir}: exists and is not a directory")
     if path.exists():
-        existing = identity(_read_config(run_dir))
-        if existing != identity(resolved):
-            diff = first_difference(existing, identity(resolved))
+        recorded = _read_config(run_dir)
+        if identity(recorded) != identity(resolved):
+            diff = first_difference(identity(recorded), identity(resolved))
             raise UserError(f"--out {run_dir}: holds a different run (config differs at {diff}); "
                             "use another directory")
-        return True
+        return recorded
     if run_dir.is_dir() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
         raise UserError(f"--out {run_dir}: is not empty and holds no run config; use another directory")
     check_writable_dir(run_dir, "--out")
-    return False
+    return None
 
 
 def _read_config(run_dir: Path) -> dict:
