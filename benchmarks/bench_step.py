@@ -17,16 +17,14 @@ scaling.model.accounting (every matmul incl. attention and the output layer, cau
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import re
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from record import ROOT, environment, write_section
+
 RECIPES = {"demo-math": "configs/train/demo-math-cpu.yaml", "math-3step": "configs/train/math-3step-cpu.yaml"}
 ISOFLOP_SWEEP = "sweeps/demo-cpu-isoflop.yaml"
 
@@ -85,17 +83,7 @@ def bench(label: str, cfg, steps: int, repeats: int) -> dict:
 
 
 def write_markdown(rows: list[dict], matmul: float, command: str, baseline: dict | None) -> None:
-    import jax
-
-    from scaling.train.metrics import device_description
-
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    header = "## CPU step"
-    lines = [header, "",
-             f"{datetime.date.today()}, {device_description()}, jax {jax.__version__}, Python "
-             f"{platform.python_version()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPU "
-             f"cores, load average {os.getloadavg()[0]:.1f} when measured. Command: `{command}`. "
+    lines = [f"{environment()}. Command: `{command}`. "
              f"f32 1024² matmul: {matmul:.0f} GFLOP/s. Model FLOP/s in the full convention (every matmul incl. "
              "attention scores and the output layer, causal half, training = 3 × forward); random tokens, "
              "no data pipeline.", "",
@@ -105,7 +93,7 @@ def write_markdown(rows: list[dict], matmul: float, command: str, baseline: dict
     if baseline:
         lines[-2] += " before: step ms | dtype, layers | % of matmul | speedup |"
         lines[-1] += "---:|---|---:|---:|"
-        lines[2] += (f" Before: {baseline['label']}, measured in the same session (its matmul rate "
+        lines[0] += (f" Before: {baseline['label']}, measured in the same session (its matmul rate "
                      f"{baseline['matmul_gflops_per_s']:.0f} GFLOP/s).")
     for r in rows:
         layers = "scanned" if r["scan_layers"] else "unrolled"
@@ -118,10 +106,7 @@ def write_markdown(rows: list[dict], matmul: float, command: str, baseline: dict
         elif baseline:
             line += " | | | |"
         lines.append(line)
-    section = "\n".join(lines) + "\n"
-    pattern = re.compile(rf"^{re.escape(header)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    path.write_text(text)
+    write_section("## CPU step", lines)
 
 
 def main() -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from scaling.errors import UserError
 
+RUN_DIR_LOCK = ".lock"  # a run directory's writer lock (trainers hold it; sweep watchers wait on it)
+
 
 class DirectoryLock:
     """`with DirectoryLock(dir, ".lock", busy="--out D: another submit is running on it"):` or acquire()/release().
@@ -43,6 +45,19 @@ class DirectoryLock:
         if self.file is not None:
             self.file.close()  # closing the only descriptor drops the flock
             self.file = None
+
+    def held_elsewhere(self) -> bool:
+        """Whether another open of the lock file holds it now (a writer is alive), without taking it."""
+        try:
+            handle = open(self.path)
+        except FileNotFoundError:
+            return False
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False  # closing the handle drops the shared lock just taken
 
     def __enter__(self) -> "DirectoryLock":
         return self.acquire()

@@ -71,6 +71,14 @@ def test_k_parallel_local_runs_each_record_one_row(local_sweep):
     assert {c["run_id"] for c in curves} == set(rows)
 
 
+def test_each_slot_trains_its_runs_in_one_worker_process(local_sweep):
+    _, out, _ = local_sweep
+    headers = [line for log in sorted(out.glob("logs/tiny*.log")) for line in log.read_text().splitlines()
+               if line.startswith("=== ")]
+    workers = {line.split("(worker ")[1].split(")")[0] for line in headers}
+    assert len(headers) == 4 and len(workers) == 2, headers  # 4 runs, 2 slots: start-up paid twice, not 4 times
+
+
 def test_resubmitting_a_finished_sweep_trains_nothing(local_sweep, capsys):
     sweep, out, _ = local_sweep
     before = {p: p.read_bytes() for p in out.glob("runs/*/metrics.jsonl")}
@@ -154,6 +162,45 @@ def test_sigkill_of_the_submitter_loses_nothing_and_trains_no_run_twice(tmp_path
             assert row["attempts"] == 1
     assert victim_head and victim_metrics.read_text().splitlines()[:len(victim_head)] == victim_head
     assert registry.run(victim["run_id"])["attempts"] == 2  # resumed once, not restarted
+
+
+def test_sigkill_of_a_worker_fails_only_its_run_which_a_retry_resumes(tmp_path):
+    sweep = write_sweep(tmp_path / "kill.yaml", [256, 40960], models=TINY[:1],
+                        set={"train.checkpoint_every": 40, "train.log_every": 20})
+    out = tmp_path / "out"
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    submitter = subprocess.Popen([sys.executable, "-m", "scaling", "sweep", "submit", str(sweep), "--out", str(out)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    registry = Registry(out / "registry.sqlite")
+
+    def checkpointed_running_run():
+        try:
+            running = [r for r in registry.runs() if r["status"] == "running" and r["pid"]]
+        except Exception:  # the registry is not created yet
+            return None
+        if running and any(p.name.isdigit() for p in (out / running[0]["run_dir"] / "checkpoints").glob("*")):
+            return running[0]
+        return None
+
+    try:
+        victim = wait_for(checkpointed_running_run, 300, "a checkpointed running run")  # the long run goes first
+        os.kill(victim["pid"], signal.SIGKILL)
+        output, _ = submitter.communicate(timeout=300)
+    finally:
+        if submitter.poll() is None:
+            submitter.kill()
+    assert submitter.returncode == 1 and "1 of 2 runs failed" in output, output
+    rows = {r["run_id"]: r for r in registry.runs()}
+    assert rows[victim["run_id"]]["status"] == "failed" and "exit -9" in rows[victim["run_id"]]["error"]
+    other = next(r for r in rows.values() if r["run_id"] != victim["run_id"])
+    assert other["status"] == "done"  # trained by a fresh worker after the killed one
+    proc = subprocess.run([sys.executable, "-m", "scaling", "sweep", "submit", str(sweep), "--out", str(out),
+                           "--retry-failed"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    resumed = registry.run(victim["run_id"])
+    assert resumed["status"] == "done" and resumed["attempts"] == 2
+    logged = [json.loads(line)["step"] for line in (out / resumed["run_dir"] / "metrics.jsonl").read_text().splitlines()]
+    assert logged == sorted(set(logged))  # resumed from its checkpoint: no step logged twice
 
 
 def test_dry_run_estimates_wall_time_from_a_throughput_probe(tmp_path, capsys):

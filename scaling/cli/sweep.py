@@ -21,6 +21,8 @@ def register(subparsers):
     s.add_argument("--max-parallel", type=int, default=1, metavar="K", help="runs at once (default 1)")
     s.add_argument("--address", default=None, help="ray: address of an existing cluster (default: start a local one)")
     s.add_argument("--gpus-per-run", type=float, default=0.0, help="ray: GPUs each run asks for (default 0)")
+    s.add_argument("--process-per-run", action="store_true",
+                   help="local: start a fresh process for every run (default: one persistent worker per slot)")
     s.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     s.add_argument("--dry-run", action="store_true", help="print the grid with estimated wall times; write nothing")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -50,7 +52,8 @@ def run_submit(args) -> int:
         raise UserError("--out: required (the sweep directory), unless --dry-run")
     return submit(locate(args.sweep_file, "sweep"), args.out, executor=args.executor, max_parallel=args.max_parallel,
                   address=args.address, retry_failed=args.retry_failed, dry_run=args.dry_run,
-                  probe=not args.no_probe, gpus_per_run=args.gpus_per_run, overrides=args.set)
+                  probe=not args.no_probe, gpus_per_run=args.gpus_per_run, overrides=args.set,
+                  process_per_run=args.process_per_run)
 
 
 def run_status(args) -> int:

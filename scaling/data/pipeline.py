@@ -37,6 +37,9 @@ Batch = dict[str, np.ndarray]
 # One worker thread overlaps batch assembly with the device step; more only fight over the GIL.
 _READ_OPTIONS = grain.ReadOptions(num_threads=1, prefetch_buffer_size=4)
 _EVAL_PROBLEM_POOL = 4096  # distinct held-out problems behind a synthetic-math eval set
+# Drawing a synthetic-math eval set scans the small problem space for held-out problems (~0.7 s): a sweep
+# worker that trains many runs on one task builds it once. Token corpora have their own on-disk cache.
+_MATH_EVAL_SETS: dict[tuple, EvalSet] = {}
 
 
 class TrainIterator(grain.DatasetIterator):
@@ -188,10 +191,20 @@ def build_eval_set(data_cfg: DataConfig, *, seq_len: int, batch_size: int, n_bat
         raise UserError(f"data: n_batches for evaluation must be positive (got {n_batches})")
     n_windows = n_batches * batch_size
     if data_cfg.source == "synthetic-math":
-        windows, bytes_per_token = _math_eval_windows(data_cfg, tokenizer, seq_len + 1, n_windows)
+        key = (data_cfg.model_dump_json(), seq_len, batch_size, n_batches, tokenizer.name)
+        if key not in _MATH_EVAL_SETS:
+            windows, bytes_per_token = _math_eval_windows(data_cfg, tokenizer, seq_len + 1, n_windows)
+            _MATH_EVAL_SETS[key] = _eval_set(windows, batch_size, bytes_per_token)
+        return _MATH_EVAL_SETS[key]
     else:
         windows, bytes_per_token = _token_eval_windows(data_cfg, tokenizer, seq_len + 1, n_windows)
-    batches = [_to_model_batch(windows[i : i + batch_size]) for i in range(0, n_windows, batch_size)]
+    return _eval_set(windows, batch_size, bytes_per_token)
+
+
+def _eval_set(windows: np.ndarray, batch_size: int, bytes_per_token: float) -> EvalSet:
+    batches = [_to_model_batch(windows[i : i + batch_size]) for i in range(0, len(windows), batch_size)]
+    for array in (a for batch in batches for a in batch.values()):
+        array.setflags(write=False)  # a synthetic-math set is shared by every run of a process that asks for it
     return EvalSet(batches, bytes_per_token)
 
 

@@ -7,6 +7,8 @@ threefry), so the same seed gives the same model on 1 or 8 devices.
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 from flax import nnx
 from jax.sharding import Mesh
@@ -21,16 +23,23 @@ def abstract_model(cfg: ModelConfig, seed: int = 0) -> Decoder:
 
 
 def build_model(cfg: ModelConfig, mesh: Mesh | None = None, seed: int = 0) -> Decoder:
-    def create():
-        return Decoder(cfg, rngs=nnx.Rngs(seed))
+    graphdef, init = _initializer(cfg.model_dump_json(), mesh)
+    if mesh is None:
+        return nnx.merge(graphdef, init(jax.random.key(seed)))
+    with jax.set_mesh(mesh):
+        return nnx.merge(graphdef, init(jax.random.key(seed)))
 
-    graphdef, abstract_state = nnx.split(abstract_model(cfg, seed))
 
-    def init():
-        return nnx.state(create())
+@functools.lru_cache(maxsize=8)
+def _initializer(cfg_json: str, mesh: Mesh | None):
+    """The model's graphdef and its jitted initialiser, which takes the seed as an argument: a process that
+    builds many models of one shape (a sweep worker: other seeds, other budgets) traces and compiles it once."""
+    cfg = ModelConfig.model_validate_json(cfg_json)
+    graphdef, abstract_state = nnx.split(abstract_model(cfg))
+
+    def init(key):  # nnx.Rngs(seed) starts from jax.random.key(seed): the same values as a constant seed
+        return nnx.state(Decoder(cfg, rngs=nnx.Rngs(key)))
 
     if mesh is None:
-        return nnx.merge(graphdef, jax.jit(init)())
-    with jax.set_mesh(mesh):
-        state = jax.jit(init, out_shardings=state_shardings(abstract_state, mesh))()
-    return nnx.merge(graphdef, state)
+        return graphdef, jax.jit(init)
+    return graphdef, jax.jit(init, out_shardings=state_shardings(abstract_state, mesh))

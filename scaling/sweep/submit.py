@@ -32,7 +32,8 @@ def plan_sweep(path: str | Path, overrides: list[str] | None = None) -> tuple[Pl
 
 def submit(path: str | Path, out: str | Path, executor: str = "local", max_parallel: int = 1,
            address: str | None = None, retry_failed: bool = False, dry_run: bool = False, probe: bool = True,
-           gpus_per_run: float = 0.0, live: bool | None = None, overrides: list[str] | None = None) -> int:
+           gpus_per_run: float = 0.0, live: bool | None = None, overrides: list[str] | None = None,
+           process_per_run: bool = False) -> int:
     plan, resolved = plan_sweep(path, overrides)  # every bad-input error happens here, before anything is written
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -62,7 +63,8 @@ def submit(path: str | Path, out: str | Path, executor: str = "local", max_paral
               f"finished, {len(todo)} to run" + (f", {skipped_failed} failed (--retry-failed reruns them)"
                                                    if skipped_failed else ""), flush=True)
         if todo:
-            ex = make_executor(executor, max_parallel, address=address, gpus_per_run=gpus_per_run)
+            ex = make_executor(executor, max_parallel, address=address, gpus_per_run=gpus_per_run,
+                               process_per_run=process_per_run, log_dir=sweep_dir / "logs")
             progress = Progress(plan.runs, statuses, ex.capacity, live=live)
             try:
                 run_all(todo, statuses, ex, registry, lambda r: _task(sweep_dir, r), progress)

@@ -18,10 +18,10 @@ import yaml
 from scaling.config.identity import identity
 from scaling.errors import UserError
 from scaling.files import first_difference, write_atomic
-from scaling.locks import DirectoryLock
+from scaling.locks import RUN_DIR_LOCK, DirectoryLock
 from scaling.outputs import check_writable_dir
 
-LOCK_FILE = ".lock"  # one writer per run directory: a second `scaling train` on it is refused
+LOCK_FILE = RUN_DIR_LOCK  # one writer per run directory: a second `scaling train` on it is refused
 _HELD: dict[str, DirectoryLock] = {}
 
 

@@ -6,19 +6,21 @@ and `close()`.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from scaling.errors import UserError
 
 EXECUTORS = ("local", "ray")
 
 
 def make_executor(name: str, max_parallel: int, address: str | None = None, gpus_per_run: float = 0.0,
-                  cpus_per_run: float = 1.0):
+                  cpus_per_run: float = 1.0, process_per_run: bool = False, log_dir: Path = Path("logs")):
     if max_parallel < 1:
         raise UserError(f"--max-parallel: must be at least 1, got {max_parallel}")
     if name == "local":
         from scaling.sweep.executors.local import LocalExecutor
 
-        return LocalExecutor(max_parallel)
+        return LocalExecutor(max_parallel, log_dir, process_per_run=process_per_run)
     if name == "ray":
         from scaling.sweep.executors.ray_tasks import RayExecutor
 

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scaling.locks import RUN_DIR_LOCK, DirectoryLock
+from scaling.sweep.executors.worker import Worker
 from scaling.sweep.registry import Registry
 
 HEARTBEAT_S = 30.0
-_LIVE: set[subprocess.Popen] = set()  # trainers started by this process, for terminate_all()
+_LIVE: set = set()  # trainers and workers running a run for this process, for terminate_all()
 # Exit statuses that mean "stopped from outside" (Ctrl-C, SIGTERM): the run is resumable, not failed.
 INTERRUPTED = {-signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGTERM}
 SUMMARY_FIELDS = ("loss", "eval_loss", "eval_bpb", "accuracy", "init_flops", "wall_s", "device", "tokens", "steps",
@@ -47,44 +49,63 @@ class RunTask:
         return Registry(Path(self.sweep_dir) / "registry.sqlite")
 
 
-def execute_run(task: RunTask) -> str:
-    """Train one run to its end; returns the status recorded ('done', 'diverged', 'failed', or 'pending'
-    when it was interrupted from outside and will resume on the next submit)."""
+def execute_run(task: RunTask, worker: Worker | None = None) -> str:
+    """Train one run to its end, in a fresh process or on `worker`; returns the status recorded ('done',
+    'diverged', 'failed', or 'pending' when it was interrupted from outside and will resume on the next submit)."""
     registry = task.registry
-    _wait_for_previous_attempt(registry.run(task.run_id), task)
+    _wait_for_previous_attempt(task)
     sweep_dir = Path(task.sweep_dir)
     log_file = sweep_dir / task.log_path
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    trainer = [sys.executable, "-m", "scaling", task.command, task.config_path, "--out", task.run_dir]
-    command = [sys.executable, "-m", "scaling.sweep.executors.child", str(os.getpid()), "--", *trainer]
-    started = time.time()
+    argv = [task.command, task.config_path, "--out", task.run_dir]
+    where = f"worker {worker.pid}" if worker else "own process"
     with open(log_file, "ab") as log:
-        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {socket.gethostname()}: {' '.join(trainer)}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(command, cwd=sweep_dir, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env={**os.environ, **task.env})
-        _LIVE.add(proc)
-        try:
-            registry.mark_running(task.run_id, proc.pid, socket.gethostname())
-            while True:
-                try:
-                    proc.wait(timeout=HEARTBEAT_S)
-                    break
-                except subprocess.TimeoutExpired:
-                    registry.heartbeat(task.run_id)
-        finally:
-            _LIVE.discard(proc)
-    fields, curves = outcome(task, proc.returncode, time.time() - started)
+        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {socket.gethostname()} ({where}): "
+                  f"{sys.executable} -m scaling {' '.join(argv)}\n".encode())
+    started = time.time()
+    if worker is None:
+        trainer = _Trainer([sys.executable, "-m", "scaling", *argv], sweep_dir, log_file, task.env)
+    else:
+        worker.start(argv, cwd=str(sweep_dir), log_path=str(log_file.resolve()))
+        trainer = worker
+    _LIVE.add(trainer)
+    try:
+        registry.mark_running(task.run_id, trainer.pid, socket.gethostname())
+        while (returncode := trainer.wait(HEARTBEAT_S)) is None:
+            registry.heartbeat(task.run_id)
+    finally:
+        _LIVE.discard(trainer)
+    fields, curves = outcome(task, returncode, time.time() - started)
     registry.finish(task.run_id, fields, curves)
     return fields["status"]
 
 
+class _Trainer:
+    """One run in a process of its own, which dies with this one (executors.child)."""
+
+    def __init__(self, trainer: list[str], cwd: Path, log_file: Path, env: dict[str, str]):
+        command = [sys.executable, "-m", "scaling.sweep.executors.child", str(os.getpid()), "--", *trainer]
+        with open(log_file, "ab") as log:
+            self.proc = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env={**os.environ, **env})
+        self.pid = self.proc.pid
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def terminate(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+
+
 def terminate_all() -> None:
-    """SIGTERM every trainer this process started (the submitter was interrupted): they stop, and
-    their watchers record them as interrupted, to be resumed by the next submit."""
-    for proc in list(_LIVE):
-        if proc.poll() is None:
-            proc.terminate()
+    """SIGTERM every trainer and worker this process started (the submitter was interrupted): they stop,
+    and their watchers record the runs as interrupted, to be resumed by the next submit."""
+    for trainer in list(_LIVE):
+        trainer.terminate()
 
 
 def outcome(task: RunTask, returncode: int, wall_s: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -130,18 +151,10 @@ def _last_line(log_file: Path) -> str:
     return lines[-1][:500] if lines else "no output"
 
 
-def _wait_for_previous_attempt(row: dict[str, Any] | None, task: RunTask) -> None:
+def _wait_for_previous_attempt(task: RunTask) -> None:
     """A trainer from a killed submitter may still be shutting down (it gets SIGTERM when its parent
-    dies); starting a second one on the same run directory would corrupt it, so wait it out."""
-    if not row or row.get("status") != "running" or not row.get("pid") or row.get("host") != socket.gethostname():
-        return
-    while _is_trainer_of(row["pid"], task):
+    dies) and holds the run directory's writer lock until it has; a second one started now would be
+    refused the directory, so wait it out."""
+    lock = DirectoryLock(Path(task.sweep_dir) / task.run_dir, RUN_DIR_LOCK, busy="")
+    while lock.held_elsewhere():
         time.sleep(0.5)
-
-
-def _is_trainer_of(pid: int, task: RunTask) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return task.name.encode() in cmdline  # the run's name holds its id, so a recycled pid will not match
