@@ -64,6 +64,15 @@ def test_every_budget_and_share_is_one_pretraining_run_and_one_rl_run_after_it()
     assert plan.runs[: len(pre)] == list(pre.values())  # pretraining is listed (and queued) first
 
 
+def test_pretraining_budgets_that_round_to_the_same_steps_are_one_run_whose_directory_rl_starts_from():
+    # (1 - 0.25)·2 steps rounds to 2 steps: the pretraining run of (2 steps, f=0.25) is (2 steps, f=0)'s.
+    plan = expand(spec_from_dict(split_spec(rl_shares=[0, 0.25, 0.5])))
+    pre = {r.run_id: r for r in plan.runs if r.kind == "pretrain"}
+    assert len(pre) == 4  # 1, 2, 3 and 4 steps
+    for run in rl_runs(plan):
+        assert run.config.init_run == pre[run.depends_on].run_dir
+
+
 def test_the_size_rule_picks_the_ladder_model_with_tokens_per_param_nearest_the_ratio():
     ratio = 0.5
     plan = expand(spec_from_dict(split_spec(models=TINY, tokens_per_param=ratio, rl_shares=[0, 0.5],
