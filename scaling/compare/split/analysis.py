@@ -102,4 +102,9 @@ def exchange_rate(models: list[dict], metric: str, bootstrap: int = 1000, seed: 
     try:
         return ExchangeRate(metric, fit_testtime(pts, bootstrap=bootstrap, seed=seed), None, pts)
     except UserError as e:
-        return ExchangeRate(metric, None, str(e).removeprefix("testtime: ").removeprefix("undefined: "), pts)
+        reason = str(e).removeprefix("testtime: ").removeprefix("undefined: ")
+        flat = [m for m in models if all(v in (0.0, 1.0) for v in m[metric])]
+        if flat:  # the law leaves their points out silently in its refusal: say so
+            reason += (f"; {len(flat)} of {len(models)} models score 0 or 1 at every k, where logit accuracy is "
+                       "undefined")
+        return ExchangeRate(metric, None, reason, pts)

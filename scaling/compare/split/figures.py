@@ -82,6 +82,8 @@ def plot_iso_compute(ax, a: SplitAnalysis, metric: str):
     labels += ["fitted best share (95% CI)", "measured: mean per share"]
     ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False,
               fontsize=8)
+    top = max(max(b.accuracy) for b in a.budgets)
+    ax.set_ylim(-0.02, min(1.02, max(0.1, top * 1.1 + 0.02)))  # all-zero accuracies stay at the bottom, not mid-axis
     scale = "logit scale; 0 = pretraining only" if a.curve == "logit" and zero_at else "linear scale"
     ax.set(xlabel=f"RL share of total compute f ({scale})", ylabel=metric if metric.startswith("accuracy") else f"accuracy ({metric})")
 
@@ -147,6 +149,8 @@ def plot_test_time(ax, models: list[dict], rate: ExchangeRate):
         title += f"\n(95% CI {min(ci):.3g}x – {max(ci):.3g}x)" if ci else ""
     else:
         title = textwrap.fill(f"{rate.metric}: exchange rate undefined ({rate.reason})", 70)
+    top = max(max(m[rate.metric]) for m in models)
+    ax.set_ylim(-0.02, min(1.02, max(0.1, top * 1.1 + 0.02)))
     ax.set(xscale="log", xlabel="test-time compute per problem (FLOPs: k samples × forward FLOPs per sample)",
            ylabel=f"accuracy ({rate.metric}, k = {', '.join(str(k) for k in models[0]['k'])})", title=title)
     ax.title.set_fontsize(9.5)
