@@ -80,7 +80,8 @@ def collect_split(source: str | Path, out_dir: Path, k: int, problems: int, reev
     runs = [label.removeprefix("run ") for label in sweep_table(sweep)[0].row_labels]  # the points' order
     pipelines = [by_id[r] for r in runs]
     recipe = _rl_config(sweep, pipelines[0])
-    metric = f"greedy pass@1 on {recipe.eval.problems} held-out {recipe.task.name} problems (the RL recipe's evaluation)"
+    metric = (f"greedy pass@1 on {recipe.eval.problems} held-out {recipe.task.name} problems "
+              "(the RL recipe's evaluation)")
     data = SplitData(str(source), pts, metric, f"greedy pass@1, {recipe.eval.problems} problems", runs, pipelines)
     if k == 0:
         data.not_measured = "--test-time-k 0: not measured"

@@ -85,7 +85,8 @@ def plot_iso_compute(ax, a: SplitAnalysis, metric: str):
     top = max(max(b.accuracy) for b in a.budgets)
     ax.set_ylim(-0.02, min(1.02, max(0.1, top * 1.1 + 0.02)))  # all-zero accuracies stay at the bottom, not mid-axis
     scale = "logit scale; 0 = pretraining only" if a.curve == "logit" and zero_at else "linear scale"
-    ax.set(xlabel=f"RL share of total compute f ({scale})", ylabel=metric if metric.startswith("accuracy") else f"accuracy ({metric})")
+    ax.set(xlabel=f"RL share of total compute f ({scale})",
+           ylabel=metric if metric.startswith("accuracy") else f"accuracy ({metric})")
 
 
 @styled

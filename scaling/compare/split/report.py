@@ -35,8 +35,8 @@ def markdown(d: SplitData, a: SplitAnalysis, rates: list[ExchangeRate], figures:
     lines = [f"# Pretraining/RL split: {d.source}", "",
              f"Generated {datetime.date.today().isoformat()}" + (f" by `{command}`" if command else "") + ".  ",
              f"Accuracy: {d.metric}.  ",
-             ("Compute: FLOPs in the full convention, as run: total = pretraining FLOPs of the pipeline's base + its RL "
-              "FLOPs (rollout + update); RL share f = RL / total. Budgets C are the planned totals.  " if d.point_runs
+             ("Compute: FLOPs in the full convention, as run: total = pretraining FLOPs of the pipeline's base + its "
+              "RL FLOPs (rollout + update); RL share f = RL / total. Budgets C are the planned totals.  " if d.point_runs
               else f"Compute: column {d.points.labels['C']!r}, RL share: column {d.points.labels['x']!r}.  "),
              f"Intervals: 95% percentile bootstrap over runs within a budget, {a.bootstrap} replicates." if a.bootstrap
              else "No bootstrap intervals (bootstrap 0).", ""]
@@ -58,8 +58,8 @@ def _summary(a: SplitAnalysis, rates: list[ExchangeRate]) -> list[str]:
         lines.append(f"- **C = {format_flops(b.C)}**: {best}; {tried}.")
     if a.fit is not None:
         p, ci = a.fit.params, a.fit.ci
-        lines.append(f"- **Trend**: the best share moves by {_v(p['slope'])} {_ci(ci.get('slope'))} per decade of total "
-                     f"compute (share_opt = intercept + slope·log10 C, intercept {_v(p['intercept'])} "
+        lines.append(f"- **Trend**: the best share moves by {_v(p['slope'])} {_ci(ci.get('slope'))} per decade of "
+                     f"total compute (share_opt = intercept + slope·log10 C, intercept {_v(p['intercept'])} "
                      f"{_ci(ci.get('intercept'))}).")
     else:
         lines.append(f"- **Trend of the best share**: not fitted ({a.refusal}).")
@@ -99,8 +99,8 @@ def _trend(a: SplitAnalysis) -> list[str]:
     lines += [f"| {k} | {_v(v)} | {_ci(r.ci.get(k))} |" for k, v in r.params.items()]
     holdout = r.extra.get("holdout")
     if holdout:
-        lines += ["", f"Largest usable budget ({format_flops(holdout['budget'])}) predicted from the others: best share "
-                      f"{holdout['share_pred']:.3g} (fitted {holdout['share_opt']:.3g}), best accuracy "
+        lines += ["", f"Largest usable budget ({format_flops(holdout['budget'])}) predicted from the others: best "
+                      f"share {holdout['share_pred']:.3g} (fitted {holdout['share_opt']:.3g}), best accuracy "
                       f"{holdout['accuracy_pred']:.4g} (fitted {holdout['accuracy_opt']:.4g}, error "
                       f"{holdout['accuracy_error']:+.3g})."]
     return lines + [""] + [f"- {n}" for n in r.notes] + [f"- warning: {w}" for w in r.warnings]
@@ -114,7 +114,8 @@ def _test_time(d: SplitData, rates: list[ExchangeRate]) -> list[str]:
     ks = d.models[0]["k"] if d.models else []
     lines += [f"Every pretrained model of the sweep and every RL run's final policy (f > 0; an f = 0 pipeline is its "
               f"base) drew {s.k} samples per problem on the first {s.problems} held-out `{s.task}` problems "
-              f"(temperature {s.temperature:g}, ≤ {s.max_new} generated tokens, prompts ≤ {s.prompt_tokens} tokens), "
+              f"(temperature {s.temperature:g}, ≤ {s.max_new} generated tokens, prompts ≤ {s.prompt_tokens} "
+              "tokens), "
               "once; pass@k (unbiased estimator) and maj@k (majority vote over each disjoint block of k samples, "
               f"averaged) for k = {', '.join(map(str, ks))} come from them. Test-time compute of k samples = k × the "
               "forward FLOPs of one sample (prompt + generated tokens with the KV cache, full convention, mean over "
