@@ -37,7 +37,8 @@ def markdown(d: SplitData, a: SplitAnalysis, rates: list[ExchangeRate], figures:
              f"Accuracy: {d.metric}.  ",
              ("Compute: FLOPs in the full convention, as run: total = pretraining FLOPs of the pipeline's base + its "
               "RL FLOPs (rollout + update); RL share f = RL / total. Budgets C are the planned totals.  "
-              if d.point_runs else f"Compute: column {d.points.labels['C']!r}, RL share: column {d.points.labels['x']!r}.  "),
+              if d.point_runs
+              else f"Compute: column {d.points.labels['C']!r}, RL share: column {d.points.labels['x']!r}.  "),
              f"Intervals: 95% percentile bootstrap over runs within a budget, {a.bootstrap} replicates." if a.bootstrap
              else "No bootstrap intervals (bootstrap 0).", ""]
     lines += _summary(a, rates) + _profiles(d, a) + _trend(a) + _test_time(d, rates)
