@@ -15,6 +15,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 from matplotlib.lines import Line2D
 
+from scaling.compare.figures import _sparse_log_x
 from scaling.compare.split.analysis import ExchangeRate, SplitAnalysis
 from scaling.laws.isoflop import format_flops
 from scaling.laws.split import curve_accuracy
@@ -155,6 +156,7 @@ def plot_test_time(ax, models: list[dict], rate: ExchangeRate):
     ax.set(xscale="log", xlabel="test-time compute per problem (FLOPs: k samples × forward FLOPs per sample)",
            ylabel=f"accuracy ({rate.metric}, k = {', '.join(str(k) for k in models[0]['k'])})", title=title)
     ax.title.set_fontsize(9.5)
+    _sparse_log_x(ax)  # 2 and 5 x 10^k labels only: all minor labels collide over one or two decades
 
 
 def write_figures(a: SplitAnalysis, models: list[dict], rates: list[ExchangeRate], metric: str, name: str,
