@@ -29,6 +29,7 @@ ELSEWHERE = {
                                                   "split sweep end to end, killed and resumed",
     "scaling sweep status runs/split-cpu": "tests/test_sweep_split.py shows a split sweep's status",
     "scaling fit split runs/split-cpu": "tests/test_sweep_split.py fits a split sweep directory",
+    "scaling compare runs/split-cpu": "tests/test_sweep_split.py reports a tiny split sweep, test-time sampling included",
     "scaling data prepare /data/raw": "tests/test_data_shards.py prepares shards (the GPU sweep's corpus)",
     "scaling data prepare corpus/": "tests/test_data_shards.py prepares shards with a tokenizer built in the test",
     "scaling train my-corpus.yaml": "tests/test_data_shards.py trains on shards with a run config like the one shown",

@@ -64,6 +64,15 @@ def test_every_budget_and_share_is_one_pretraining_run_and_one_rl_run_after_it()
     assert plan.runs[: len(pre)] == list(pre.values())  # pretraining is listed (and queued) first
 
 
+def test_pretraining_budgets_that_round_to_the_same_steps_are_one_run_whose_directory_rl_starts_from():
+    # (1 - 0.25)·2 steps rounds to 2 steps: the pretraining run of (2 steps, f=0.25) is (2 steps, f=0)'s.
+    plan = expand(spec_from_dict(split_spec(rl_shares=[0, 0.25, 0.5])))
+    pre = {r.run_id: r for r in plan.runs if r.kind == "pretrain"}
+    assert len(pre) == 4  # 1, 2, 3 and 4 steps
+    for run in rl_runs(plan):
+        assert run.config.init_run == pre[run.depends_on].run_dir
+
+
 def test_the_size_rule_picks_the_ladder_model_with_tokens_per_param_nearest_the_ratio():
     ratio = 0.5
     plan = expand(spec_from_dict(split_spec(models=TINY, tokens_per_param=ratio, rl_shares=[0, 0.5],
@@ -212,3 +221,35 @@ def test_fit_split_reads_the_sweep_as_run(killed_and_resumed, capsys):
     assert main(["sweep", "status", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "4 pipelines: 3 pretraining runs" in shown and shown.count("eval only (done)") == 2
+
+
+def test_split_report_draws_both_refused_budgets_and_measures_test_time_on_every_model(killed_and_resumed, tmp_path,
+                                                                                       capsys):
+    out = killed_and_resumed[0]
+    report_dir = tmp_path / "report"
+    command = ["compare", str(out), "--out", str(report_dir), "--bootstrap", "20", "--test-time-k", "4",
+               "--test-time-problems", "4"]
+    assert main(command) == 0
+    assert capsys.readouterr().err.count("test-time: sampling 4 per problem") == 5
+    report = json.loads((report_dir / "compare.json").read_text())
+    rows = {r["run_id"]: r for r in Registry(out / "registry.sqlite").runs()}
+    ends = [r for r in rows.values() if r["split_share"] is not None]
+    drawn = [p for b in report["budgets"] for p in b["points"]]
+    assert sorted(p["run_id"] for p in drawn) == sorted(r["run_id"] for r in ends)
+    for b in report["budgets"]:  # two shares per budget (one on the logit curve): drawn anyway, with the reason
+        assert b["optimum"] is None and "share on the curve" in b["reason"] and len(b["points"]) == 2
+    assert (report_dir / "iso_compute.svg").read_text().count("share on the curve") == 2
+    models = report["test_time"]["models"]
+    # Every pretraining run (3) and every RL run with f > 0 (2); f = 0 pipelines are their bases.
+    assert sorted(m["run_id"] for m in models) == sorted(
+        r["run_id"] for r in rows.values() if r["kind"] == "pretrain" or (r["split_share"] or 0) > 0)
+    for m in models:
+        row = rows[m["run_id"]]
+        assert m["train_flops"] == pytest.approx(row["flops_full"] + (row["init_flops"] or 0))
+        assert m["k"] == [1, 2, 4] and m["maj@k"][0] == m["pass@k"][0]  # one sample: a vote is that sample
+        assert all(a <= b for a, b in zip(m["pass@k"], m["pass@k"][1:]))
+        assert m["sample_flops"] > 0 and m["generated_tokens_mean"] <= 8  # RL_BASE's sampling.max_new
+    assert set(report["test_time"]["exchange_rate"]) == {"maj@k", "pass@k"}
+    # A second report samples nothing: every model's curve is in DIR/testtime_eval.jsonl.
+    assert main(command) == 0
+    assert "sampling" not in capsys.readouterr().err

@@ -4,6 +4,7 @@
     analysis  pure: points → accuracy laws, per-decade slopes, compute-equivalent gains
     figures   PNG + SVG;  report  report.md + compare.json
 
+`compare.split` is the report of a split sweep (`scaling compare SPLIT_SWEEP`): both axes in one sweep.
 This package may import sweep, rl, laws and plots; laws and plots never import it.
 """
 from __future__ import annotations

@@ -21,7 +21,7 @@ it is left out with a warning naming the reason; fewer than two usable budgets i
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -239,6 +239,34 @@ def _logit(acc) -> np.ndarray:
     return np.log(acc) - np.log1p(-acc)
 
 
+@dataclass
+class BudgetProfile:
+    """One budget's curve of accuracy against the share, as `fit_split` sees it before any trend: its
+    optimum (`row`: C, n_runs, n_shares, share_opt, accuracy_opt, ci, accuracy_f0 where measured), or
+    the `reason` it has none; the parabola `coef` and the (lowest, highest) share it was fitted to."""
+
+    row: dict
+    reason: str
+    coef: np.ndarray
+    fitted_shares: tuple[float, float]
+
+
+def budget_profiles(pts: Points, curve: str) -> list[BudgetProfile]:
+    """Every budget's profile with the curve family `curve` ("logit" or "share"), in increasing C, whether
+    or not the law can go on to fit trends: a report draws the refused budgets with their reason."""
+    out = []
+    for budget in np.unique(pts.budget):
+        m = pts.budget == budget
+        f, y = pts.x[m], pts.y[m]
+        share, acc, reason, coef, (lo, hi) = _optimum(curve, f, y, np.ones((1, m.sum())))
+        row = {"C": float(budget), "n_runs": int(m.sum()), "n_shares": int(len(np.unique(f))),
+               "share_opt": float(share[0]), "accuracy_opt": float(acc[0]), "ci": {}}
+        if (f == 0).any():
+            row["accuracy_f0"] = float(y[f == 0].mean())
+        out.append(BudgetProfile(row, reason[0], coef[0], (float(lo[0]), float(hi[0]))))
+    return out
+
+
 def fit_split(pts: Points, curve: str = "auto", bootstrap: int = 0, holdout_largest: bool = False,
               seed: int = 0) -> FitResult:
     if curve not in CURVES:
@@ -257,18 +285,11 @@ def fit_split(pts: Points, curve: str = "auto", bootstrap: int = 0, holdout_larg
         notes.append("f=0 (pure pretraining) has logit -inf and is not on the curve: it is the baseline the "
                      "interior optimum must beat; f=1 (no pretraining) is off the curve too and not used")
 
-    budgets = np.unique(pts.budget)
-    rows, excluded, fitted_shares = [], [], {}
-    for budget in budgets:
-        m = pts.budget == budget
-        f, y = pts.x[m], pts.y[m]
-        share, acc, reason, coef, (lo, hi) = _optimum(curve, f, y, np.ones((1, m.sum())))
-        row = {"C": float(budget), "n_runs": int(m.sum()), "n_shares": int(len(np.unique(f))),
-               "share_opt": float(share[0]), "accuracy_opt": float(acc[0]), "ci": {}}
-        if (f == 0).any():
-            row["accuracy_f0"] = float(y[f == 0].mean())
-        fitted_shares[float(budget)] = (float(lo[0]), float(hi[0]))  # where the curve is drawn
-        (rows if not reason[0] else excluded).append((row, coef[0], reason[0]))
+    profiles = budget_profiles(pts, curve)
+    rows = [(p.row, p.coef, p.reason) for p in profiles if not p.reason]
+    excluded = [(p.row, p.coef, p.reason) for p in profiles if p.reason]
+    fitted_shares = {p.row["C"]: p.fitted_shares for p in profiles}  # where each curve is drawn
+    budgets = [p.row["C"] for p in profiles]
     warnings = []
     if excluded:
         listed = "; ".join(f"{format_flops(r['C'])} ({why})" for r, _, why in excluded)

@@ -30,7 +30,7 @@ def _accuracy_label(pts: Points) -> str:
     return "accuracy" if column == "accuracy" else f"accuracy ({column})"
 
 
-def _budget_colors(budgets):
+def budget_colors(budgets):
     import matplotlib
 
     norm = LogNorm(vmin=min(budgets), vmax=max(budgets) * 1.0001)
@@ -38,7 +38,7 @@ def _budget_colors(budgets):
     return lambda c: cmap(0.9 * norm(c))  # the palest viridis yellow is unreadable on white
 
 
-def _share_ticks(ax, lo: float, hi: float, zero_at: float | None):
+def share_ticks(ax, lo: float, hi: float, zero_at: float | None):
     """Readable ticks on a logit share axis (0.01, 0.05, 0.1, 0.25, 0.5, ...), with '0' where pure
     pretraining is drawn."""
     ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99) if lo <= t <= hi]
@@ -56,7 +56,7 @@ def plot_split_profiles(ax, fit: FitResult, pts: Points):
     """Accuracy against RL share per budget: runs, fitted curve around the optimum, optimum with its interval."""
     curve = fit.state["curve"]
     kept = [b["C"] for b in fit.extra["budgets"]]
-    color = _budget_colors(np.unique(pts.budget))
+    color = budget_colors(np.unique(pts.budget))
     positive = pts.x[(pts.x > 0) & (pts.x < 1)]
     zero_at = None
     if curve == "logit":
@@ -82,7 +82,7 @@ def plot_split_profiles(ax, fit: FitResult, pts: Points):
                    edgecolors="black", linewidths=0.7, zorder=5)
     if curve == "logit":
         ax.set_xlim((zero_at or lo) / 1.3, hi)
-        _share_ticks(ax, lo, hi, zero_at)
+        share_ticks(ax, lo, hi, zero_at)
     handles, labels = ax.get_legend_handles_labels()
     handles.append(Line2D([], [], marker="*", color="black", linestyle="none", markersize=10))
     labels.append("best share (95% CI)" if fit.ci else "best share")
@@ -146,7 +146,7 @@ def _points_with_ci(ax, C, budgets, key, label):
 def plot_testtime_curves(ax, fit: FitResult, pts: Points):
     """Accuracy against test-time compute per model, with each model's logit-linear fit."""
     models = fit.extra["models"]
-    color = _budget_colors([m["train_C"] for m in models] or list(pts.C))
+    color = budget_colors([m["train_C"] for m in models] or list(pts.C))
     for m in models:
         sel = pts.C == m["train_C"]
         c = color(m["train_C"])

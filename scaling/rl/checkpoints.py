@@ -50,12 +50,15 @@ def read_run_config(run_dir: Path) -> dict:
     return raw
 
 
-def load_policy(run_dir: str | Path, mesh_cfg: MeshConfig | None = None) -> Policy:
-    """The newest checkpoint's policy. An RL run's model comes from its `init_run` (recursively)."""
+def load_policy(run_dir: str | Path, mesh_cfg: MeshConfig | None = None, init_dir: Path | None = None) -> Policy:
+    """The newest checkpoint's policy. An RL run's model comes from its `init_run` (recursively), or from
+    `init_dir` where the caller knows it: a split sweep's RL runs record init_run relative to the sweep
+    directory they were launched in, which need not be the working directory."""
     run_dir = Path(run_dir)
     raw = read_run_config(run_dir)
     if is_rl_config(raw):
-        base = load_policy_config(Path(validate(RLConfig, raw, source=str(run_dir / "config.yaml")).init_run))
+        init = init_dir or Path(validate(RLConfig, raw, source=str(run_dir / "config.yaml")).init_run)
+        base = load_policy_config(init)
     else:
         base = validate(RunConfig, raw, source=str(run_dir / "config.yaml"))
     ckpt_dir = run_dir / "checkpoints"

@@ -8,6 +8,7 @@ pretraining and RL compute.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from math import comb
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from scaling.config.rl import EVAL_SEED_OFFSET, EvalSettings, SamplingConfig
 from scaling.rl.checkpoints import Policy, load_policy, rl_config_of
+from scaling.rl.compute import rollout_flops
 from scaling.rl.tasks import Problem, get_task
 from scaling.rl.validate import check_task_fits_model
 from scaling.sampling import decode_completions, generate, left_pad
@@ -59,31 +61,81 @@ class Evaluator:
         rewards = [self.task.reward(t, p) for t, p in zip(texts, problems)]
         return float(np.mean([r == 1.0 for r in rewards])), float(lengths.mean())
 
-    def sampled(self, states, problems: list[Problem], n: int, sampling: SamplingConfig, key) -> dict:
-        """n samples per problem → pass@k and majority@k for k = 1, 2, 4, … ≤ n."""
+    def draw(self, states, problems: list[Problem], n: int, sampling: SamplingConfig, key) -> Samples:
+        """n samples per problem, scored by the task's verifier, with the token counts their FLOPs need."""
         repeated = [p for p in problems for _ in range(n)]
-        texts, _ = self.completions(states, repeated, sampling, key)
+        texts, gen_lens = self.completions(states, repeated, sampling, key)
         correct = np.array([self.task.reward(t, p) == 1.0 for t, p in zip(texts, repeated)]).reshape(len(problems), n)
-        answers = [self._answer(t) for t in texts]
-        ks = [k for k in (2 ** i for i in range(12)) if k <= n]
+        prompt_lens = np.repeat([len(self.tokenizer.encode(p.prompt)) for p in problems], n)
+        return Samples(correct, [self._answer(t) for t in texts], prompt_lens, gen_lens)
+
+    def sampled(self, states, problems: list[Problem], n: int, sampling: SamplingConfig, key) -> dict:
+        """n samples per problem → pass@k and majority@k (first k samples) for k = 1, 2, 4, … ≤ n."""
+        s = self.draw(states, problems, n, sampling, key)
         out = {}
-        for k in ks:
-            out[f"pass@{k}"] = float(np.mean([pass_at_k(n, int(c), k) for c in correct.sum(1)]))
-            out[f"maj@{k}"] = float(np.mean([self._majority_correct(answers[i * n:i * n + k], correct[i, :k])
-                                              for i in range(len(problems))]))
+        for k in (k for k in (2 ** i for i in range(12)) if k <= n):
+            out[f"pass@{k}"] = pass_at_k_mean(s.correct, k)
+            out[f"maj@{k}"] = majority_at_k(s.answers, s.correct, k, blocks=1)
         return out
 
     def _answer(self, text: str):
         extract = getattr(self.task, "answer_of", None)
         return extract(text) if extract else text.strip()
 
-    @staticmethod
-    def _majority_correct(answers, correct) -> float:
-        votes = Counter(a for a in answers if a is not None)
-        if not votes:
-            return 0.0
-        top, _ = votes.most_common(1)[0]
-        return float(any(c for a, c in zip(answers, correct) if a == top))
+
+@dataclass
+class Samples:
+    correct: np.ndarray  # [problems, n] bool: the verifier's verdict per sample
+    answers: list  # problems·n extracted answers (None: no answer), problem-major
+    prompt_lens: np.ndarray  # [problems·n] prompt tokens (unpadded)
+    gen_lens: np.ndarray  # [problems·n] generated tokens, EOS included
+
+
+def pass_at_k_mean(correct: np.ndarray, k: int) -> float:
+    """Unbiased pass@k from n = correct.shape[1] samples per problem, averaged over problems."""
+    n = correct.shape[1]
+    return float(np.mean([pass_at_k(n, int(c), k) for c in correct.sum(1)]))
+
+
+def majority_correct(answers, correct) -> float:
+    """1 if the most frequent answer (ties: the first drawn) is a correct one, else 0; None answers abstain."""
+    votes = Counter(a for a in answers if a is not None)
+    if not votes:
+        return 0.0
+    top, _ = votes.most_common(1)[0]
+    return float(any(c for a, c in zip(answers, correct) if a == top))
+
+
+def majority_at_k(answers: list, correct: np.ndarray, k: int, blocks: int | None = None) -> float:
+    """maj@k from n samples per problem: majority vote over each of the first `blocks` disjoint runs of
+    k samples (all n // k when None: the same expectation as one block, with less variance), averaged
+    over blocks and problems."""
+    P, n = correct.shape
+    blocks = n // k if blocks is None else min(blocks, n // k)
+    if blocks < 1:
+        raise ValueError(f"maj@{k} needs at least {k} samples per problem, got {n}")
+    return float(np.mean([majority_correct(answers[i * n + b * k:i * n + (b + 1) * k], correct[i, b * k:(b + 1) * k])
+                          for i in range(P) for b in range(blocks)]))
+
+
+def doubling_ks(K: int) -> list[int]:
+    """1, 2, 4, … up to K, and K itself."""
+    return sorted({k for k in (2 ** i for i in range(K.bit_length())) if k <= K} | {K})
+
+
+def accuracy_vs_samples(evaluator: Evaluator, states, counts, problems: list[Problem], K: int, sampling: SamplingConfig,
+                    key) -> dict:
+    """Accuracy against test-time compute: K samples per problem drawn once; pass@k (unbiased) and maj@k
+    (all disjoint blocks of k) for every k in doubling_ks(K), and the FLOPs of one sample (full convention:
+    the forward pass over its prompt and, with the KV cache, its generated tokens; mean over samples).
+    Sampling k per problem costs k × sample_flops."""
+    s = evaluator.draw(states, problems, K, sampling, key)
+    ks = doubling_ks(K)
+    return {"k": ks, "pass@k": [pass_at_k_mean(s.correct, k) for k in ks],
+            "maj@k": [majority_at_k(s.answers, s.correct, k) for k in ks],
+            "sample_flops": rollout_flops(counts, s.prompt_lens, s.gen_lens) / len(s.gen_lens),
+            "prompt_tokens_mean": float(s.prompt_lens.mean()), "generated_tokens_mean": float(s.gen_lens.mean()),
+            "problems": len(problems), "samples": int(s.correct.size)}
 
 
 def evaluate_policy(graphdef, states, tokenizer, task, problems: list[Problem], s: EvalSettings,

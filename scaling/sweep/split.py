@@ -172,16 +172,19 @@ def _pretraining(spec: SplitSweepSpec, path: Path | None) -> dict[tuple, Planned
 
     base = resolve_base(spec, path)
     out: dict[tuple, PlannedRun] = {}
+    by_id: dict[str, PlannedRun] = {}
     for seed in spec.seeds or [None]:
         ladder = _ladder(spec, path, base, seed)
         for budget in sorted({_key((1 - f) * C) for C in spec.total_budgets for f in spec.rl_shares}):
             label, data, counts, per_token, where = compute_optimal(ladder, budget, spec.tokens_per_param)
             try:
-                out[(seed, budget)] = _cell(spec, data, label, counts, budget / per_token, budget, per_token,
-                                            "split", where, {})
+                run = _cell(spec, data, label, counts, budget / per_token, budget, per_token, "split", where, {})
             except UserError as e:
                 why = str(e).removeprefix("budgets: ")
                 raise UserError(f"total_budgets x rl_shares: the pretraining budget (1 - f)·C = {why}") from None
+            # Two budgets that round to the same whole steps are one run (same id): planned once, under the
+            # first name, so every RL run's init_run names the directory that is trained.
+            out[(seed, budget)] = by_id.setdefault(run.run_id, run)
     return out
 
 
