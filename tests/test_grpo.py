@@ -69,7 +69,7 @@ def test_reward_independent_of_the_output_gives_zero_policy_gradient():
     constant_reward = jnp.full((8,), 0.7)
     batch["advantages"] = np.asarray(group_advantages(constant_reward, 4))
     tx = optax.sgd(1.0)
-    fns = make_policy_fns(graphdef, tx, grpo, max_new=6)
+    fns = make_policy_fns(graphdef, tx, grpo, max_new=6, model_cfg=cfg)
     state = {"params": params, "opt_state": tx.init(params), "rest": rest, "step": jnp.zeros((), jnp.int32)}
     new_state, metrics = fns.update(state, batch, 1.0)
     assert float(metrics["grad_norm"]) == 0.0

@@ -26,8 +26,14 @@ def lm_objective(cfg: ModelConfig, logits_BxSxV, aux: dict, targets_BxS, mask_Bx
         z = (jnp.square(logz_BxS) * mask).sum() / n
         total = total + cfg.z_loss * z
         parts["z_loss"] = z
-    if cfg.moe:
-        total = total + cfg.moe.load_balance_weight * aux["moe_lb_loss"] + cfg.moe.router_z_weight * aux["moe_z_loss"]
-        parts["moe_lb_loss"] = aux["moe_lb_loss"]
-        parts["moe_z_loss"] = aux["moe_z_loss"]
-    return total, parts
+    moe_total, moe_parts = moe_aux_loss(cfg, aux)
+    return total + moe_total, parts | moe_parts
+
+
+def moe_aux_loss(cfg: ModelConfig, aux: dict) -> tuple[jax.Array | float, dict]:
+    """The MoE router's auxiliary losses, weighted, and their parts: added to every objective that trains
+    an MoE model (pretraining and RL alike), so the router keeps balancing its experts."""
+    if not cfg.moe:
+        return 0.0, {}
+    total = cfg.moe.load_balance_weight * aux["moe_lb_loss"] + cfg.moe.router_z_weight * aux["moe_z_loss"]
+    return total, {"moe_lb_loss": aux["moe_lb_loss"], "moe_z_loss": aux["moe_z_loss"]}

@@ -125,3 +125,17 @@ def moe_mlp(p: dict, x_BxSxD: jax.Array, cfg: ModelConfig):
 def updated_router_bias(bias_X: jax.Array, load_X: jax.Array, rate: float) -> jax.Array:
     """DeepSeek-V3 aux-loss-free update: raise the bias of under-loaded experts, lower over-loaded ones."""
     return bias_X + rate * jnp.sign(load_X.mean(-1, keepdims=True) - load_X)
+
+
+def with_updated_router_biases(cfg: ModelConfig, non_trainable, load):
+    """The non-trainable variables after one aux-free bias update of every router (a no-op unless the model
+    uses `moe.aux_free_bias`); `load` is the step's expert load from the model's aux outputs."""
+    if cfg.moe is None or not cfg.moe.aux_free_bias:
+        return non_trainable
+
+    def update(path, x):
+        if any(getattr(k, "key", None) == "router_bias" for k in path):
+            return updated_router_bias(x, load, cfg.moe.bias_update_rate)
+        return x
+
+    return jax.tree_util.tree_map_with_path(update, non_trainable)

@@ -9,8 +9,10 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from scaling.config.rl import RLConfig
+from scaling.errors import RunFailed, UserError
 from scaling.model.accounting import count_model
 from scaling.data import get_tokenizer
 from scaling.rl.checkpoints import load_policy, load_policy_config
@@ -20,12 +22,14 @@ from scaling.rl.grpo import group_advantages, informative_groups
 from scaling.rl.policy import make_policy_fns, rollout_batch
 from scaling.rl.tasks import get_task
 from scaling.rl.validate import check_task_fits_model, cut_off_answers_warning
+from scaling.parallel import make_mesh
 from scaling.runtime import enable_compilation_cache
 from scaling.sampling import decode_completions, generate, left_pad
 from scaling.train.checkpoint import Checkpointer, abstract_like
 from scaling.train.metrics import MetricsLog, Progress, device_description
 from scaling.train.optim import make_optimizer
 from scaling.train.rundir import claim_run_dir, holds_run_dir_locks, read_summary, write_summary
+from scaling.train.step import data_parallel_size, init_train_state
 
 
 @holds_run_dir_locks  # a second process on the same --out is refused while this one runs
@@ -36,6 +40,8 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
     init_cfg = load_policy_config(Path(init_dir))
     tokenizer = get_tokenizer(init_cfg.data)
     check_task_fits_model(task, tokenizer, init_cfg, grpo.max_prompt_tokens)
+    mesh = make_mesh(cfg.mesh)
+    check_rollouts_divide(grpo, mesh)
     policy0 = load_policy(init_dir, cfg.mesh)
     graphdef = policy0.graphdef
     init_summary = read_summary(Path(init_dir)) or {}
@@ -51,13 +57,12 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
     counts = count_model(init_cfg.model, grpo.max_prompt_tokens + cfg.sampling.max_new)
     total_steps = cfg.budget.steps if cfg.budget.steps is not None else _steps_upper_bound(cfg, counts)
     tx, schedule = make_optimizer(cfg.optimizer, total_steps)
-    params, non_trainable = policy0.params, policy0.non_trainable
+    # Pretraining's state construction: the same shardings, and its checkpoint layout ("rest" holds the
+    # non-trainable variables, e.g. the MoE router bias).
+    _, state, shardings = init_train_state(nnx.merge(graphdef, policy0.params, policy0.non_trainable), tx, mesh)
     del policy0
-    ref_params = jax.tree.map(jnp.copy, params) if grpo.kl_beta > 0 else None
-    # The pretraining checkpoint's layout (train/step.py): "rest" holds the non-trainable variables.
-    state = {"params": params, "opt_state": jax.jit(tx.init)(params), "rest": non_trainable,
-             "step": jnp.zeros((), jnp.int32)}
-    policy = make_policy_fns(graphdef, tx, grpo, cfg.sampling.max_new)
+    ref_params = jax.tree.map(jnp.copy, state["params"]) if grpo.kl_beta > 0 else None
+    policy = make_policy_fns(graphdef, tx, grpo, cfg.sampling.max_new, init_cfg.model, mesh, shardings)
 
     ckpt = Checkpointer(run_dir / "checkpoints", keep=cfg.keep_checkpoints)
     init_flops = {"6n": init_summary.get("flops_6n"), "full": init_summary.get("flops_full")}
@@ -88,6 +93,7 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
     if start == 0:
         log.write(record_eval(0))
     done = start  # RL steps taken; state["step"] counts optimizer updates (grpo.epochs per RL step)
+    diverged = None  # why the run stopped early, if its loss or gradient stopped being finite
     try:
         for step in range(start, total_steps):
             if cfg.budget.flops is not None and meta["flops"]["total"] >= cfg.budget.flops:
@@ -96,8 +102,11 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
             prompt_ids = [tokenizer.encode(p.prompt) for p in problems for _ in range(grpo.group_size)]
             toks, valid = left_pad(prompt_ids, grpo.max_prompt_tokens, tokenizer.pad_id)
             key = jax.random.fold_in(jax.random.key(cfg.seed), step)
-            out, lengths, _ = generate(graphdef, (state["params"], state["rest"]), jnp.asarray(toks), jnp.asarray(valid),
-                                       key, sampling=cfg.sampling, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
+            prompts = policy.place_batch({"tokens": toks, "valid": valid})  # rollouts split over the data axes
+            with jax.set_mesh(mesh):
+                out, lengths, _ = generate(graphdef, (state["params"], state["rest"]), prompts["tokens"],
+                                           prompts["valid"], key, sampling=cfg.sampling, eos_id=tokenizer.eos_id,
+                                           pad_id=tokenizer.pad_id)
             out, lengths = np.asarray(out), np.asarray(lengths)
             texts = decode_completions(tokenizer, out, lengths)
             repeated = [p for p in problems for _ in range(grpo.group_size)]
@@ -106,6 +115,7 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
             batch["advantages"] = np.asarray(group_advantages(jnp.asarray(rewards), grpo.group_size, grpo.advantage))
             if grpo.dynamic_sampling:
                 batch["mask"] = batch["mask"] * np.asarray(informative_groups(jnp.asarray(rewards), grpo.group_size))[:, None]
+            batch = policy.place_batch(batch)
             if grpo.epochs > 1:
                 batch["old_logp"] = policy.logprobs(state["params"], state["rest"], batch)
             if grpo.kl_beta > 0:
@@ -119,8 +129,12 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
             done = step + 1
             at_eval = done % cfg.eval.every == 0 or done == total_steps
             at_ckpt = done % cfg.checkpoint_every == 0 or done == total_steps
-            if done % cfg.log_every == 0 or at_eval:
+            if done % cfg.log_every == 0 or at_eval or at_ckpt:  # never checkpoint a state not checked finite
                 metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                if not (math.isfinite(metrics["pg_loss"]) and math.isfinite(metrics["grad_norm"])):
+                    diverged = f"pg_loss {metrics['pg_loss']:.4g} (grad norm {metrics['grad_norm']:.3g}) at step {done}"
+                    break
+            if done % cfg.log_every == 0 or at_eval:
                 record = {"step": done, "rl_flops": meta["flops"]["total"], "rl_flops_6n": meta["flops"]["total_6n"],
                           **{f"flops_{k}": v for k, v in meta["flops"].items() if k not in ("total", "total_6n")},
                           "tokens_generated": meta["tokens_generated"], "reward": float(rewards.mean()),
@@ -133,10 +147,10 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
             if at_ckpt:
                 meta = {**meta, "step": done, "wall_s": wall_before + time.time() - t_run}
                 ckpt.save(done, state, None, meta)
-        if not meta["eval_history"] or meta["eval_history"][-1]["step"] != done:
+        if diverged is None and (not meta["eval_history"] or meta["eval_history"][-1]["step"] != done):
             log.write(record_eval(done))
         meta = {**meta, "step": done, "wall_s": wall_before + time.time() - t_run}
-        if meta["step"] not in ckpt.steps():  # stopped by the FLOP budget between checkpoints
+        if diverged is None and meta["step"] not in ckpt.steps():  # stopped by the FLOP budget between checkpoints
             ckpt.save(meta["step"], state, None, meta)
     finally:
         ckpt.close()
@@ -145,7 +159,7 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
 
     history = meta["eval_history"]
     summary = {
-        "status": "done", "kind": "rlvr", "task": task.name, "task_params": cfg.task.params,
+        "status": "done" if diverged is None else "diverged", "kind": "rlvr", "task": task.name, "task_params": cfg.task.params,
         "init_run": str(Path(init_dir).resolve()), "model": init_cfg.model.name,
         "n_params": counts.n_params, "n_params_nonembedding": counts.n_nonembedding, "n_params_active": counts.n_active,
         "init_flops_6n": init_flops["6n"], "init_flops_full": init_flops["full"],
@@ -158,8 +172,20 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
         "eval_history": history, "wall_s": meta["wall_s"], "device": device_description(),
         "warnings": [warning] if warning else [],
     }
+    if diverged is not None:
+        summary["steps"] = done
+        write_summary(run_dir, summary | {"reason": diverged, "diverged_at": diverged})
+        raise RunFailed(f"{run_dir}: diverged: {diverged}; last good checkpoint kept")
     write_summary(run_dir, summary)
     return summary
+
+
+def check_rollouts_divide(grpo, mesh) -> None:
+    """Rollouts and updates split their batch over the mesh's data axes."""
+    dp = data_parallel_size(mesh)
+    if (grpo.prompts_per_step * grpo.group_size) % dp:
+        raise UserError(f"grpo: prompts_per_step x group_size = {grpo.prompts_per_step * grpo.group_size} sequences "
+                        f"a step is not divisible by the {dp}-way data-parallel mesh")
 
 
 def _zero_flops() -> dict:

@@ -8,11 +8,17 @@ import jax
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from scaling.config.model import ModelConfig
 from scaling.config.rl import GRPOConfig
 from scaling.model import token_logprobs
+from scaling.model.loss import moe_aux_loss
+from scaling.model.moe import with_updated_router_biases
+from scaling.parallel.mesh import traced_on
 from scaling.rl.grpo import grpo_loss
 from scaling.train.optim import scaled_updates
+from scaling.train.step import batch_spec
 
 
 def rollout_batch(prompts_BxP: np.ndarray, valid_BxP: np.ndarray, completions_BxN: np.ndarray,
@@ -30,31 +36,53 @@ def rollout_batch(prompts_BxP: np.ndarray, valid_BxP: np.ndarray, completions_Bx
             "positions": positions[:, :-1], "kv_valid": valid[:, :-1], "mask": mask.astype(np.float32)}
 
 
-def sequence_logprobs(graphdef, params, non_trainable, batch) -> jax.Array:
+def sequence_logprobs(graphdef, params, non_trainable, batch) -> tuple[jax.Array, dict]:
+    """log p of every target token, and the model's aux outputs (MoE router losses and expert load)."""
     model = nnx.merge(graphdef, params, non_trainable)
-    logits, _, _ = model(batch["inputs"], batch["positions"], kv_valid_BxT=batch["kv_valid"])
-    return token_logprobs(logits, batch["targets"])[0]
+    logits, aux, _ = model(batch["inputs"], batch["positions"], kv_valid_BxT=batch["kv_valid"])
+    return token_logprobs(logits, batch["targets"])[0], aux
 
 
 @dataclass
 class PolicyFns:
     logprobs: Callable  # (params, non-trainable variables, batch) -> logp_BxT
     update: Callable  # (state, batch, lr) -> (state, metrics)
+    place_batch: Callable  # numpy batch -> arrays sharded over the mesh's batch axes
 
 
-def make_policy_fns(graphdef, tx: optax.GradientTransformation, cfg: GRPOConfig, max_new: int) -> PolicyFns:
+def make_policy_fns(graphdef, tx: optax.GradientTransformation, cfg: GRPOConfig, max_new: int,
+                    model_cfg: ModelConfig, mesh: Mesh | None = None, shardings=None) -> PolicyFns:
+    """The compiled GRPO update and log-prob pass. On a mesh they are traced with it in context and keep the
+    state's shardings (those of pretraining's `init_train_state`), the batch split over the data axes."""
     def loss_fn(params, non_trainable, batch):
-        logp = sequence_logprobs(graphdef, params, non_trainable, batch)
+        logp, aux = sequence_logprobs(graphdef, params, non_trainable, batch)
         # One epoch: old policy == current policy, so ratio = 1 with the right gradient and no extra forward.
         old = batch["old_logp"] if "old_logp" in batch else jax.lax.stop_gradient(logp)
-        return grpo_loss(logp, old, batch["advantages"], batch["mask"], cfg, max_new, batch.get("ref_logp"))
+        loss, stats = grpo_loss(logp, old, batch["advantages"], batch["mask"], cfg, max_new, batch.get("ref_logp"))
+        router_loss, router_parts = moe_aux_loss(model_cfg, aux)
+        return loss + router_loss, ({"pg_loss": loss, **stats, **router_parts}, aux.get("expert_load"))
 
     def update(state: dict[str, Any], batch, lr):
-        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"], state["rest"], batch)
+        (_, (stats, load)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"], state["rest"], batch)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], scaled_updates(updates, lr))
-        metrics = {"pg_loss": loss, "grad_norm": optax.tree.norm(grads), **stats}
-        return {**state, "params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
+        rest = with_updated_router_biases(model_cfg, state["rest"], load)
+        metrics = {**stats, "grad_norm": optax.tree.norm(grads)}
+        return {**state, "params": params, "opt_state": opt_state, "rest": rest, "step": state["step"] + 1}, metrics
 
-    logprobs = jax.jit(lambda params, non_trainable, batch: sequence_logprobs(graphdef, params, non_trainable, batch))
-    return PolicyFns(logprobs, jax.jit(update, donate_argnums=0))
+    def logprobs(params, non_trainable, batch):
+        return sequence_logprobs(graphdef, params, non_trainable, batch)[0]
+
+    if mesh is None:
+        return PolicyFns(jax.jit(logprobs), jax.jit(update, donate_argnums=0), lambda batch: batch)
+    rows = NamedSharding(mesh, batch_spec(mesh))  # [B, T] arrays: rows over the data axes
+    per_row = NamedSharding(mesh, P(*batch_spec(mesh)[:1]))  # [B] arrays (advantages)
+    replicated = NamedSharding(mesh, P())
+
+    def place_batch(batch: dict) -> dict:
+        return {k: jax.device_put(v, rows if np.ndim(v) == 2 else per_row) for k, v in batch.items()}
+
+    return PolicyFns(
+        jax.jit(traced_on(mesh, logprobs), out_shardings=rows),
+        jax.jit(traced_on(mesh, update), donate_argnums=0, out_shardings=(shardings, replicated)),
+        place_batch)

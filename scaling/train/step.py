@@ -18,7 +18,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from scaling.config.model import ModelConfig
 from scaling.model import Decoder, lm_objective, token_logprobs
-from scaling.model.moe import updated_router_bias
+from scaling.model.moe import with_updated_router_biases
 from scaling.parallel import state_shardings
 from scaling.parallel.mesh import BATCH_AXES, traced_on
 from scaling.runtime import cpu_compiler_options
@@ -100,13 +100,7 @@ def compile_steps(cfg: ModelConfig, graphdef, shardings, tx: optax.GradientTrans
         grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state["opt_state"], params)
         params = optax.apply_updates(params, scaled_updates(updates, lr))
-        if cfg.moe is not None and cfg.moe.aux_free_bias:
-            def update_bias(path, x):
-                if any(getattr(k, "key", None) == "router_bias" for k in path):
-                    return updated_router_bias(x, load, cfg.moe.bias_update_rate)
-                return x
-
-            rest = jax.tree_util.tree_map_with_path(update_bias, rest)
+        rest = with_updated_router_biases(cfg, rest, load)
         metrics = {**parts, "loss": parts["ce"], "grad_norm": grad_norm, "lr": lr}
         new_state = {"params": params, "opt_state": opt_state, "rest": rest, "step": state["step"] + 1}
         return new_state, metrics
