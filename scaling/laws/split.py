@@ -290,7 +290,8 @@ def _bootstrap_budget(profile: BudgetProfile, curve: str, f: np.ndarray, y: np.n
     lost = np.isnan(share)
     if lost.mean() > MAX_LOST_FRACTION:
         gists, counts = np.unique([r.split(" (")[0] for r in reasons[lost]], return_counts=True)
-        why = ", ".join(f"{g} {c / len(share):.0%}" for c, g in sorted(zip(counts, gists), reverse=True))
+        why = ", ".join(f"{g} {c / len(share):.0%}" for c, g in sorted(zip(counts, gists), reverse=True)
+                        if c / len(share) >= 0.005)
         profile.reason = (f"no interior optimum in {lost.mean():.0%} of {len(share)} bootstrap replicates ({why}), "
                           f"more than the {MAX_LOST_FRACTION:.0%} a 95% interval may leave out: the runs do not "
                           "establish an optimum")
