@@ -106,8 +106,9 @@ def plot_best_share(ax, fit: FitResult):
         if len(draws) >= 2:
             lo, hi = np.percentile(draws, [2.5, 97.5], axis=0)
             ax.fill_between(grid, lo, hi, color=TREND, alpha=0.15, linewidth=0, label="trend, 95% bootstrap band")
+        sign = "−" if p["slope"] < 0 else "+"
         ax.plot(grid, predict_share(p, grid), color=TREND, lw=1.8,
-                label=f"share_opt = {p['intercept']:.3f} {'−' if p['slope'] < 0 else '+'} {abs(p['slope']):.3f}·log10 C")
+                label=f"share_opt = {p['intercept']:.3f} {sign} {abs(p['slope']):.3f}·log10 C")
     else:
         _refusal_box(ax, fit.extra["refused"]["share_trend"])
     _points_with_ci(ax, C, budgets, "share_opt", "best share per budget")
