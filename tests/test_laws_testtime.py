@@ -48,12 +48,35 @@ def test_noisy_accuracy_recovers_the_rate_inside_its_interval(params, train):
 
 
 def test_majority_vote_has_a_rate_and_pass_at_k_is_refused_with_its_reason():
-    rows = sampled()
+    # Nine models a quarter decade apart; majority vote saturates in k, so with five models leaving one out
+    # moves the frontier so far that its interval reaches slope 0: refused.
+    rows = sampled(train=tuple(10 ** np.arange(18, 20.01, 0.25)), n_problems=1000, seed=1)
     majority = fit("testtime", _points(rows, "majority"), bootstrap=200)
-    assert majority.params["exchange_rate"] > 1 and majority.ci["exchange_rate"][0] > 1
+    lo, hi = majority.ci["exchange_rate"]
+    assert 1 < lo < majority.params["exchange_rate"] < hi < 10 * lo
+    with pytest.raises(UserError, match=r"undefined: the frontier slope's 95% interval \[-3.19, 0.361\] reaches 0"):
+        fit("testtime", _points(sampled(), "majority"), bootstrap=200)
     # pass@k rises so fast with k that sampling a smaller model more is always cheaper here.
     with pytest.raises(UserError, match="undefined: at equal accuracy more training compute needs as much or more"):
-        fit("testtime", _points(rows, "pass_at_k"))
+        fit("testtime", _points(sampled(), "pass_at_k"))
+
+
+def test_the_interval_is_as_wide_as_the_models_scatter_about_the_frontier():
+    # Noise-free curves in k, each model shifted by its own luck (logit offset, sd 0.1): resampling k values
+    # would give a zero-width interval here; the models' scatter about the lines is the frontier's error.
+    params, train = {"a": -15.0, "b": 0.8, "c": 0.4}, (1e18, 3e18, 1e19, 3e19, 1e20, 3e20)
+    rows = plane(train=train, params=params)
+    offset = dict(zip(train, np.random.default_rng(7).normal(0, 0.1, len(train))))
+    rows["accuracy"] = 1 / (1 + np.exp(-(np.log(rows["accuracy"] / (1 - rows["accuracy"]))
+                                         + np.vectorize(offset.get)(rows["train_flops"]))))
+    result = fit("testtime", _points(rows), bootstrap=100)
+    lo, hi = result.ci["exchange_rate"]
+    assert lo <= exchange_rate(params) <= hi and hi / lo > 3
+    assert any("leave-one-model-out jackknife over the 6 models" in n for n in result.notes)
+    # Only the two nearest models share an accuracy: without either there is no frontier, so no interval.
+    with pytest.raises(UserError, match="rests on single models: without 1e18, 1e19 no accuracy is reached by two"):
+        fit("testtime", _points(plane(train=(1e18, 1e19, 1e21))), bootstrap=100)
+    assert fit("testtime", _points(plane(train=(1e18, 1e19, 1e21)))).params["exchange_rate"] > 1  # no interval asked
 
 
 def test_undefined_when_test_time_compute_does_not_help():

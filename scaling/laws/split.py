@@ -17,7 +17,9 @@ Two curve families, both a parabola (closed-form least squares, batched over boo
 
 A budget whose curve is not concave, whose maximum falls outside the shares tried, whose best is
 beaten by pure pretraining, or that has fewer than three shares says nothing reliable about its optimum:
-it is left out with a warning naming the reason; fewer than two usable budgets is refused.
+it is left out with a warning naming the reason; fewer than two usable budgets is refused. With a
+bootstrap, so is a budget whose optimum the resampled runs do not reproduce (see MAX_LOST_FRACTION),
+and a trend whose interval says nothing (see TREND_TOLERANCE): refused with the reason, never printed.
 """
 from __future__ import annotations
 
@@ -27,10 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from scaling.errors import UserError
-from scaling.laws.bootstrap import check_replicates, percentile_intervals, stratified_weights
+from scaling.laws.bootstrap import CI_LEVEL, check_replicates, percentile_intervals, resample_weights
 from scaling.laws.isoflop import format_flops
 from scaling.laws.results import FitResult, format_value
 from scaling.laws.sources import Columns, Points, Table, open_table, read_registry, round_significant
+from scaling.laws.support import MAX_EXPONENT_SPAN
 
 CURVES = ("auto", "logit", "share")
 MIN_SHARES = 3  # a parabola needs three distinct shares
@@ -39,8 +42,14 @@ MIN_SHARES = 3  # a parabola needs three distinct shares
 # to 0.03 with all shares, up to 0.02 with five).
 WINDOW = 2
 DEFAULTS = {"c": "total_flops", "x": "rl_share", "y": "accuracy"}
-# Bootstrap replicates losing a budget's interior optimum beyond this fraction make its interval conditional.
-UNSTABLE_FRACTION = 0.1
+# A 95% interval of the best share must hold 95% of the bootstrap replicates' optima. Where more than 5% of
+# the replicates have no interior optimum (not concave, or the maximum at the edge of the shares), no range
+# of interior shares holds 95% of them: at that level the data do not exclude "no interior optimum", so the
+# budget's optimum is refused rather than given an interval over the replicates that happen to have one.
+MAX_LOST_FRACTION = 1 - CI_LEVEL
+# The trend of the best share is a result when its 95% interval fixes the direction (excludes 0), or bounds
+# the move within the precision the law is held to (a share to ±0.05) per decade of total compute.
+TREND_TOLERANCE = 0.05
 
 
 def sweep_table(sweep_dir: Path) -> tuple[Table, str]:
@@ -243,19 +252,22 @@ def _logit(acc) -> np.ndarray:
 class BudgetProfile:
     """One budget's curve of accuracy against the share, as `fit_split` sees it before any trend: its
     optimum (`row`: C, n_runs, n_shares, share_opt, accuracy_opt, ci, accuracy_f0 where measured), or
-    the `reason` it has none; the parabola `coef` and the (lowest, highest) share it was fitted to."""
+    the `reason` it has none; the parabola `coef` and the (lowest, highest) share it was fitted to; with a
+    bootstrap, the replicates' optima (`samples`: share_opt, accuracy_opt; NaN where a replicate has none)."""
 
     row: dict
     reason: str
     coef: np.ndarray
     fitted_shares: tuple[float, float]
+    samples: dict[str, np.ndarray] | None = None
 
 
-def budget_profiles(pts: Points, curve: str) -> list[BudgetProfile]:
+def budget_profiles(pts: Points, curve: str, bootstrap: int = 0, seed: int = 0) -> list[BudgetProfile]:
     """Every budget's profile with the curve family `curve` ("logit" or "share"), in increasing C, whether
-    or not the law can go on to fit trends: a report draws the refused budgets with their reason."""
+    or not the law can go on to fit trends: a report draws the refused budgets with their reason. With
+    `bootstrap` replicates (runs resampled within the budget), an optimum gets its interval or is refused."""
     out = []
-    for budget in np.unique(pts.budget):
+    for j, budget in enumerate(np.unique(pts.budget)):
         m = pts.budget == budget
         f, y = pts.x[m], pts.y[m]
         share, acc, reason, coef, (lo, hi) = _optimum(curve, f, y, np.ones((1, m.sum())))
@@ -263,12 +275,46 @@ def budget_profiles(pts: Points, curve: str) -> list[BudgetProfile]:
                "share_opt": float(share[0]), "accuracy_opt": float(acc[0]), "ci": {}}
         if (f == 0).any():
             row["accuracy_f0"] = float(y[f == 0].mean())
-        out.append(BudgetProfile(row, reason[0], coef[0], (float(lo[0]), float(hi[0]))))
+        profile = BudgetProfile(row, reason[0], coef[0], (float(lo[0]), float(hi[0])))
+        if bootstrap and not profile.reason:
+            _bootstrap_budget(profile, curve, f, y, bootstrap, seed + j)
+        out.append(profile)
     return out
 
 
+def _bootstrap_budget(profile: BudgetProfile, curve: str, f: np.ndarray, y: np.ndarray, n_replicates: int,
+                      seed: int) -> None:
+    """Refit the budget's optimum on its runs resampled with replacement: its interval, or the refusal."""
+    share, acc, reasons, *_ = _optimum(curve, f, y, resample_weights(len(f), n_replicates, seed))
+    profile.samples = {"share_opt": share, "accuracy_opt": acc}
+    lost = np.isnan(share)
+    if lost.mean() > MAX_LOST_FRACTION:
+        gists, counts = np.unique([r.split(" (")[0] for r in reasons[lost]], return_counts=True)
+        why = ", ".join(f"{g} {c / len(share):.0%}" for c, g in sorted(zip(counts, gists), reverse=True)
+                        if c / len(share) >= 0.005)
+        profile.reason = (f"no interior optimum in {lost.mean():.0%} of {len(share)} bootstrap replicates ({why}), "
+                          f"more than the {MAX_LOST_FRACTION:.0%} a 95% interval may leave out: the runs do not "
+                          "establish an optimum")
+        return
+    ci = percentile_intervals(profile.samples)
+    # Sampling error is not the only error: a parabola is an approximation. The interval also covers
+    # the optimum located with one more share either side, where that is interior.
+    wide_share, wide_acc, reason, *_ = _optimum(curve, f, y, np.ones((1, len(f))), WINDOW + 1)
+    if not reason[0]:
+        for key, v in (("share_opt", wide_share[0]), ("accuracy_opt", wide_acc[0])):
+            ci[key] = (min(ci[key][0], v), max(ci[key][1], v))
+    lo, hi = ci["share_opt"]
+    if not lo <= profile.row["share_opt"] <= hi:  # the estimator jumps: the runs' own optimum is atypical of them
+        profile.reason = (f"the fitted optimum {profile.row['share_opt']:.3g} lies outside its own 95% bootstrap "
+                          f"interval [{lo:.3g}, {hi:.3g}]: the vertex moves with which shares surround it")
+        return
+    profile.row["ci"] = {k: list(v) for k, v in ci.items()}
+
+
 def fit_split(pts: Points, curve: str = "auto", bootstrap: int = 0, holdout_largest: bool = False,
-              seed: int = 0) -> FitResult:
+              seed: int = 0, profiles: list[BudgetProfile] | None = None) -> FitResult:
+    """The law: each budget's optimum (or its reason) and the trends over the usable ones. `profiles`, from
+    `budget_profiles(pts, curve, bootstrap, seed)` with a fixed curve, saves a report computing them twice."""
     if curve not in CURVES:
         raise UserError(f"--method {curve}: split curves are {', '.join(CURVES)}")
     check_replicates(bootstrap)
@@ -284,8 +330,15 @@ def fit_split(pts: Points, curve: str = "auto", bootstrap: int = 0, holdout_larg
     if curve == "logit":
         notes.append("f=0 (pure pretraining) has logit -inf and is not on the curve: it is the baseline the "
                      "interior optimum must beat; f=1 (no pretraining) is off the curve too and not used")
+    if bootstrap:
+        notes.append(f"a budget is refused when more than {MAX_LOST_FRACTION:.0%} of its replicates have no interior "
+                     f"optimum; the share trend when its slope's interval holds 0 and a move beyond "
+                     f"±{TREND_TOLERANCE:g} per decade; the accuracy trend when its slope's interval reaches 0 or "
+                     f"spans more than a factor {MAX_EXPONENT_SPAN:g}")
+    else:
+        notes.append("no bootstrap: no interval, so neither a budget's optimum nor a trend is checked against one")
 
-    profiles = budget_profiles(pts, curve)
+    profiles = profiles if profiles is not None else budget_profiles(pts, curve, bootstrap, seed)
     rows = [(p.row, p.coef, p.reason) for p in profiles if not p.reason]
     excluded = [(p.row, p.coef, p.reason) for p in profiles if p.reason]
     fitted_shares = {p.row["C"]: p.fitted_shares for p in profiles}  # where each curve is drawn
@@ -313,15 +366,19 @@ def fit_split(pts: Points, curve: str = "auto", bootstrap: int = 0, holdout_larg
         objective=float(np.sum((observed - predicted) ** 2)),
         r2=float(1 - np.sum((observed - predicted) ** 2) / np.sum((observed - observed.mean()) ** 2)),
         method=f"parabola of accuracy in {'logit f' if curve == 'logit' else 'f'} per budget; vertex = best RL share",
-        extra={"curve": curve, "budgets": kept}, notes=notes, warnings=warnings,
+        extra={"curve": curve, "budgets": kept, "refused": {}}, notes=notes, warnings=warnings,
         observed=observed, predicted=predicted,
         state={"curve": curve, "coef": {r["C"]: coef for r, coef, _ in rows},
                "fitted_shares": fitted_shares,
                "excluded": [r["C"] for r, _, _ in excluded]})
     if bootstrap:
-        _bootstrap(result, pts, curve, bootstrap, seed)
+        _bootstrap_trends(result, [p for p in profiles if not p.reason], bootstrap)
+        _refuse_unsupported_trends(result)
     if holdout_largest:
-        result.extra["holdout"] = _holdout(kept)
+        if result.extra["refused"]:
+            result.extra["refused"]["holdout"] = "the trends it would test are refused"
+        else:
+            result.extra["holdout"] = _holdout(kept)
     return result
 
 
@@ -336,31 +393,12 @@ def _curve_residuals(pts: Points, curve: str, fitted: list) -> tuple[np.ndarray,
     return np.concatenate(observed), np.concatenate(predicted)
 
 
-def _bootstrap(result: FitResult, pts: Points, curve: str, n_replicates: int, seed: int) -> None:
-    """Resample runs within each budget; refit each usable budget's curve and both trends per replicate.
-    A replicate in which a budget loses its interior optimum leaves that budget out of its trends."""
-    kept = result.extra["budgets"]
-    sub = pts.subset(np.isin(pts.budget, [r["C"] for r in kept]))
-    weights = stratified_weights(sub.budget, n_replicates, seed)
-    share = np.full((n_replicates, len(kept)), np.nan)
-    acc = np.full_like(share, np.nan)
-    for j, row in enumerate(kept):
-        m = sub.budget == row["C"]
-        share[:, j], acc[:, j], *_ = _optimum(curve, sub.x[m], sub.y[m], weights[:, m])
-        lost = np.mean(np.isnan(share[:, j]))
-        if lost > UNSTABLE_FRACTION:
-            result.warnings.append(f"split: budget {format_flops(row['C'])} has no interior optimum in {lost:.0%} of "
-                                   f"bootstrap replicates; its interval covers only the others")
-        ci = percentile_intervals({"share_opt": share[:, j], "accuracy_opt": acc[:, j]})
-        # Sampling error is not the only error: a parabola is an approximation. The interval also covers
-        # the optimum located with one more share either side, where that is interior.
-        wide_share, wide_acc, reason, *_ = _optimum(curve, sub.x[m], sub.y[m], np.ones((1, m.sum())), WINDOW + 1)
-        if not reason[0]:
-            for key, v in (("share_opt", wide_share[0]), ("accuracy_opt", wide_acc[0])):
-                if key in ci:
-                    ci[key] = (min(ci[key][0], v), max(ci[key][1], v))
-        row["ci"] = {k: list(v) for k, v in ci.items()}
-    log_c = np.log10([r["C"] for r in kept])
+def _bootstrap_trends(result: FitResult, usable: list[BudgetProfile], n_replicates: int) -> None:
+    """Both trends refitted per replicate from the usable budgets' replicate optima (resampled independently
+    per budget); a replicate in which a budget has no optimum leaves that budget out of its trends."""
+    share = np.stack([p.samples["share_opt"] for p in usable], axis=1)
+    acc = np.stack([p.samples["accuracy_opt"] for p in usable], axis=1)
+    log_c = np.log10([p.row["C"] for p in usable])
     samples = {k: np.full(n_replicates, np.nan) for k in result.params}
     for i in range(n_replicates):
         ok = np.isfinite(share[i])
@@ -370,6 +408,28 @@ def _bootstrap(result: FitResult, pts: Points, curve: str, n_replicates: int, se
                                                                                                _logit(acc[i, ok]))
     result.samples = {**samples, "share_opt": share, "accuracy_opt": acc}
     result.ci = percentile_intervals(samples)
+
+
+def _refuse_unsupported_trends(result: FitResult) -> None:
+    """Drop a trend whose interval says nothing from `params` and `ci`; `extra["refused"]` keeps the reason."""
+    refused = result.extra["refused"]
+    lo, hi = result.ci.get("slope", (np.nan, np.nan))
+    if not (lo > 0 or hi < 0 or max(-lo, hi) <= TREND_TOLERANCE):
+        refused["share_trend"] = (f"the slope's 95% interval [{lo:.3g}, {hi:.3g}] per decade of total compute holds "
+                                  f"both signs and moves beyond ±{TREND_TOLERANCE:g}: the runs determine neither "
+                                  "the direction nor a bound on how the best share moves")
+    lo, hi = result.ci.get("logit_accuracy_slope", (np.nan, np.nan))
+    if not (lo > 0 and hi / lo <= MAX_EXPONENT_SPAN):
+        refused["accuracy_trend"] = (f"the logit-accuracy slope's 95% interval [{lo:.3g}, {hi:.3g}] per decade "
+                                     + ("reaches 0: the runs do not show that more total compute buys accuracy"
+                                        if not lo > 0 else f"spans more than a factor {MAX_EXPONENT_SPAN:g}"))
+    for trend, names in (("share_trend", ("slope", "intercept")),
+                         ("accuracy_trend", ("logit_accuracy_slope", "logit_accuracy_intercept"))):
+        if trend in refused:
+            result.warnings.append(f"split: {trend.replace('_', ' ')} refused: {refused[trend]}")
+            for name in names:
+                result.params.pop(name, None)
+                result.ci.pop(name, None)
 
 
 def _holdout(kept: list[dict]) -> dict:
@@ -418,4 +478,6 @@ def render_lines(result: FitResult) -> list[str]:
     if holdout:
         lines.append("holdout (largest budget left out, trends refitted on the rest): " + ", ".join(
             f"{k}={format_value(v)}" for k, v in holdout.items()))
+    for what, why in result.extra.get("refused", {}).items():
+        lines.append(f"{what.replace('_', ' ')}: refused ({why})")
     return lines

@@ -14,7 +14,8 @@ of different training compute C_train, each scored with k = 1, 2, 4, ... samples
 
 Undefined, and refused with the reason, when test-time compute does not raise accuracy, when no
 accuracy is reached by two models within their measured ranges (no iso-accuracy line to follow
-without extrapolating), or when more training compute does not lower the test compute needed.
+without extrapolating), or when more training compute does not lower the test compute needed; with a
+interval (leave-one-model-out jackknife), also when it reaches slope 0 or spans more than a decade of rate.
 Per-sample FLOPs grow with model size, so a model's curve starts further right: that is counted.
 """
 from __future__ import annotations
@@ -22,16 +23,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from scaling.errors import UserError
-from scaling.laws.bootstrap import check_replicates, percentile_intervals, stratified_weights
+from scaling.laws.bootstrap import CI_LEVEL, check_replicates
 from scaling.laws.isoflop import format_flops
 from scaling.laws.results import FitResult, format_value
 from scaling.laws.sources import Columns, Points, open_table
+from scaling.laws.support import MAX_EXPONENT_SPAN
 
 DEFAULTS = {"c": "train_flops", "x": "test_flops", "y": "accuracy", "k": "k", "sample_flops": "sample_flops"}
 N_LEVELS = 7  # accuracy levels tried, evenly spaced in logit between the measured extremes
 MIN_K = 3  # a model needs three test-time budgets for its curve to be more than two points
+# With an interval (--bootstrap K > 0), the rate is refused when the interval reaches slope 0 or spans more than
+# a factor MAX_EXPONENT_SPAN (a decade) of exchange rate: the lab's bar for an exponent (laws.support).
 
 
 def load_testtime_points(source, cols: Columns = Columns(), k: str | None = None,
@@ -89,14 +94,19 @@ def _lines(u: np.ndarray, v: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return coef
 
 
-def _frontier_slope(log_train: np.ndarray, log_test: np.ndarray, level: np.ndarray) -> float:
-    """Least-squares slope of log_test on log_train with one intercept per level (within-level)."""
-    dx, dy = np.empty_like(log_train), np.empty_like(log_test)
+def _frontier_slope(log_train: np.ndarray, log_test: np.ndarray, level: np.ndarray,
+                    weights: np.ndarray | None = None) -> float:
+    """(Weighted) least-squares slope of log_test on log_train with one intercept per level (within-level);
+    NaN where no level has two models of different training compute."""
+    w = np.ones_like(log_train) if weights is None else weights
+    dx, dy = np.zeros_like(log_train), np.zeros_like(log_test)
     for lv in np.unique(level):
-        m = level == lv
-        dx[m], dy[m] = log_train[m] - log_train[m].mean(), log_test[m] - log_test[m].mean()
-    denom = np.sum(dx**2)
-    return float(np.sum(dx * dy) / denom) if denom > 0 else np.nan
+        m = (level == lv) & (w > 0)
+        if m.any():
+            dx[m] = log_train[m] - np.average(log_train[m], weights=w[m])
+            dy[m] = log_test[m] - np.average(log_test[m], weights=w[m])
+    denom = np.sum(w * dx**2)
+    return float(np.sum(w * dx * dy) / denom) if denom > 1e-12 else np.nan
 
 
 def fit_testtime(pts: Points, bootstrap: int = 0, holdout_largest: bool = False, seed: int = 0) -> FitResult:
@@ -165,7 +175,10 @@ def fit_testtime(pts: Points, bootstrap: int = 0, holdout_largest: bool = False,
                        extra={"models": models, "levels": level_rows}, notes=notes, warnings=warnings,
                        state={"pairs": pairs})
     if bootstrap:
-        _bootstrap(result, pts, models, pairs, bootstrap, seed)
+        _jackknife(result, models, pairs)
+        why = _unsupported(result)
+        if why:
+            raise UserError(f"testtime: undefined: {why}")
     return result
 
 
@@ -194,32 +207,44 @@ def _needed(model: dict, level: float) -> float:
     return (_logit(level) - model["intercept"]) / model["test_slope"]
 
 
-def _bootstrap(result: FitResult, pts: Points, models: list[dict], pairs, n_replicates: int, seed: int) -> None:
-    """Resample each model's points (its k values); refit its curve; re-solve the same (model, level) pairs."""
-    kept = [r["train_C"] for r in models]
-    sub = pts.subset(np.isin(pts.C, kept))
-    weights = stratified_weights(sub.C, n_replicates, seed)
-    coef = np.empty((n_replicates, len(models), 2))
-    for j, train in enumerate(kept):
-        m = sub.C == train
-        coef[:, j] = _lines(np.log10(sub.x[m]), _logit(sub.y[m]), weights[:, m])
-    log_train = np.log10([models[i]["train_C"] for i, _ in pairs])
-    level_of = np.array([lv for _, lv in pairs])
+def _jackknife(result: FitResult, models: list[dict], pairs) -> None:
+    """The slope's 95% interval from leaving out one model at a time (jackknife standard error, Student t with
+    n - 1 degrees of freedom). The model is the unit of the frontier's error: how far each sits from the
+    lines, one training run's luck. Resampling a model's k values cannot show it (pass@k points lie on a
+    smooth curve, so that gave an interval a tenth as wide as the models' scatter); resampling or
+    reweighting a handful of models cannot either, where a level is crossed by two models (a line
+    through two points does not move with their weights). Leaving a model out removes its crossings."""
     idx = np.array([i for i, _ in pairs])
-    slopes = np.full(n_replicates, np.nan)
-    for k in range(n_replicates):
-        alpha, beta = coef[k, idx, 0], coef[k, idx, 1]
-        if np.all(beta > 0):
-            slopes[k] = _frontier_slope(log_train, (_logit(level_of) - alpha) / beta, level_of)
-    result.samples = {"slope": slopes, "exchange_rate": 10 ** -slopes}
-    result.ci = percentile_intervals(result.samples)
-    if "slope" in result.ci and result.ci["slope"][1] >= 0:
-        result.warnings.append("testtime: the slope's interval reaches 0: the data do not exclude that training "
-                               "compute buys no test-time compute at all")
-    lost = np.mean(np.isnan(slopes))
-    if lost > 0.1:
-        result.warnings.append(f"testtime: {lost:.0%} of bootstrap replicates had a model whose accuracy did not "
-                               f"rise with test-time compute; the interval covers only the others")
+    log_train = np.log10([models[i]["train_C"] for i in idx])
+    level_of = np.array([lv for _, lv in pairs])
+    log_test = np.array([_needed(models[i], lv) for i, lv in pairs])
+    n = len(models)
+    slopes = np.array([_frontier_slope(log_train, log_test, level_of, (idx != j).astype(float)) for j in range(n)])
+    result.samples = {"slope": slopes, "exchange_rate": 10 ** -slopes}  # leave-one-out values, not replicates
+    if np.isnan(slopes).any():
+        alone = ", ".join(format_flops(models[j]["train_C"]) for j in np.flatnonzero(np.isnan(slopes)))
+        raise UserError(f"testtime: undefined: the frontier rests on single models: without {alone} no accuracy "
+                        "is reached by two models (no interval; measure more models)")
+    se = np.sqrt((n - 1) / n * np.sum((slopes - slopes.mean()) ** 2))
+    half = float(stats.t.ppf(0.5 + CI_LEVEL / 2, n - 1) * se)
+    slope = result.params["slope"]
+    result.ci = {"slope": (slope - half, slope + half), "exchange_rate": (10 ** -(slope + half), 10 ** -(slope - half))}
+    result.notes.append(f"interval: leave-one-model-out jackknife over the {n} models (standard error × Student t, "
+                        f"{n - 1} degrees of freedom), in place of a bootstrap: the model is the unit of the "
+                        "frontier's error, and a few models are too few to resample")
+
+
+def _unsupported(result: FitResult) -> str | None:
+    """Why the interval says the exchange rate is not determined, or None."""
+    (lo, hi), (rate_lo, rate_hi) = result.ci["slope"], result.ci["exchange_rate"]
+    if hi >= 0:
+        return (f"the frontier slope's 95% interval [{lo:.3g}, {hi:.3g}] reaches 0: the models do not exclude that "
+                "training compute saves no test-time compute")
+    if rate_hi / rate_lo > MAX_EXPONENT_SPAN:
+        return (f"the exchange rate's 95% interval {rate_lo:.3g}x – {rate_hi:.3g}x spans more than a factor "
+                f"{MAX_EXPONENT_SPAN:g}: the models do not determine it (fitted: "
+                f"{result.params['exchange_rate']:.3g}x)")
+    return None
 
 
 def render_lines(result: FitResult) -> list[str]:

@@ -99,15 +99,18 @@ def plot_best_share(ax, fit: FitResult):
     budgets = fit.extra["budgets"]
     C = np.array([b["C"] for b in budgets])
     grid = np.logspace(np.log10(C.min()) - 0.2, np.log10(C.max()) + 0.5, 100)
-    if "slope" in fit.samples:
+    p = fit.params
+    if "slope" in p:
         draws = fit.samples["intercept"][:, None] + fit.samples["slope"][:, None] * np.log10(grid)[None]
         draws = draws[np.all(np.isfinite(draws), axis=1)]
         if len(draws) >= 2:
             lo, hi = np.percentile(draws, [2.5, 97.5], axis=0)
             ax.fill_between(grid, lo, hi, color=TREND, alpha=0.15, linewidth=0, label="trend, 95% bootstrap band")
-    p = fit.params
-    ax.plot(grid, predict_share(p, grid), color=TREND, lw=1.8,
-            label=f"share_opt = {p['intercept']:.3f} {'−' if p['slope'] < 0 else '+'} {abs(p['slope']):.3f}·log10 C")
+        sign = "−" if p["slope"] < 0 else "+"
+        ax.plot(grid, predict_share(p, grid), color=TREND, lw=1.8,
+                label=f"share_opt = {p['intercept']:.3f} {sign} {abs(p['slope']):.3f}·log10 C")
+    else:
+        _refusal_box(ax, fit.extra["refused"]["share_trend"])
     _points_with_ci(ax, C, budgets, "share_opt", "best share per budget")
     ax.set(xscale="log", xlabel="total compute C (FLOPs, pretraining + RL)", ylabel="best RL share f_opt",
            title="where the next FLOP goes: best RL share")
@@ -121,8 +124,11 @@ def plot_best_accuracy(ax, fit: FitResult):
     C = np.array([b["C"] for b in budgets])
     grid = np.logspace(np.log10(C.min()) - 0.2, np.log10(C.max()) + 0.5, 100)
     p = fit.params
-    ax.plot(grid, predict_best_accuracy(p, grid), color=TREND, lw=1.8,
-            label=f"logit trend: {p['logit_accuracy_slope']:+.3f} logit per 10x C")
+    if "logit_accuracy_slope" in p:
+        ax.plot(grid, predict_best_accuracy(p, grid), color=TREND, lw=1.8,
+                label=f"logit trend: {p['logit_accuracy_slope']:+.3f} logit per 10x C")
+    else:
+        _refusal_box(ax, fit.extra["refused"]["accuracy_trend"])
     _points_with_ci(ax, C, budgets, "accuracy_opt", "best accuracy per budget")
     f0 = [(b["C"], b["accuracy_f0"]) for b in budgets if "accuracy_f0" in b]
     if f0:
@@ -130,6 +136,14 @@ def plot_best_accuracy(ax, fit: FitResult):
     ax.set(xscale="log", xlabel="total compute C (FLOPs, pretraining + RL)", ylabel="accuracy at the best share",
            title="what a well-split budget buys")
     ax.legend(loc="best", fontsize=8)
+
+
+def _refusal_box(ax, reason: str):
+    """A trend the law refuses is not drawn: its reason stands where the line would be."""
+    import textwrap
+
+    ax.text(0.03, 0.03, textwrap.fill(f"no trend: {reason}", 60), transform=ax.transAxes, va="bottom", fontsize=7,
+            bbox=dict(boxstyle="round", facecolor="white", edgecolor=GREY))
 
 
 def _points_with_ci(ax, C, budgets, key, label):
@@ -175,12 +189,13 @@ def plot_testtime_frontier(ax, fit: FitResult):
 
     cmap = matplotlib.colormaps["plasma"]
     levels = [lv["accuracy"] for lv in fit.extra["levels"]]
+    level_labels = distinct_labels(levels)
     for j, level in enumerate(levels):
         idx = [i for i, lv in fit.state["pairs"] if lv == level]
         train = np.array([models[i]["train_C"] for i in idx])
         need = np.array([_needed(models[i], level) for i in idx])
         c = cmap(0.85 * j / max(1, len(levels) - 1))
-        ax.scatter(train, 10**need, color=c, s=20, zorder=3, label=f"accuracy {level:.2f}")
+        ax.scatter(train, 10**need, color=c, s=20, zorder=3, label=f"accuracy {level_labels[j]}")
         offset = np.mean(need - slope * np.log10(train))
         grid = np.logspace(np.log10(train.min()) - 0.15, np.log10(train.max()) + 0.15, 20)
         ax.plot(grid, 10 ** (offset + slope * np.log10(grid)), color=c, lw=1.2)
@@ -196,6 +211,16 @@ def plot_testtime_frontier(ax, fit: FitResult):
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, hi * 4)  # headroom for the exchange-rate box
     ax.legend(loc="lower left", fontsize=8)
+
+
+def distinct_labels(values, min_digits: int = 2, max_digits: int = 6) -> list[str]:
+    """The values with the fewest significant digits (at least `min_digits`) that tell them all apart: levels
+    spaced evenly in logit crowd near 0, where two decimals print 0.00 for three of them."""
+    for digits in range(min_digits, max_digits + 1):
+        labels = [f"{v:.{digits}g}" for v in values]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [f"{v:.{max_digits}g}" for v in values]
 
 
 def write_split_figures(fit: FitResult, pts: Points, out_dir: Path, name: str = "split") -> list[Path]:

@@ -43,6 +43,12 @@ class SplitAnalysis:
     refusal: str | None  # ...the law's reason
     bootstrap: int
 
+    def share_trend_refusal(self) -> str | None:
+        """Why there is no trend of the best share to report (no law, or the law refused the trend), or None."""
+        if self.fit is None:
+            return self.refusal
+        return self.fit.extra.get("refused", {}).get("share_trend")
+
 
 @dataclass
 class ExchangeRate:
@@ -56,21 +62,21 @@ def analyze_split(pts: Points, bootstrap: int = 1000, seed: int = 0) -> SplitAna
     from scaling.laws.split import budget_profiles, choose_curve, fit_split
 
     curve, note = choose_curve(pts)
-    profiles = budget_profiles(pts, curve)
+    profiles = budget_profiles(pts, curve, bootstrap, seed)  # with the bootstrap's refusals and intervals
     fit, refusal = None, None
     usable = sum(not p.reason for p in profiles)
     try:
-        fit = fit_split(pts, curve=curve, bootstrap=bootstrap, seed=seed, holdout_largest=usable >= 3)
+        fit = fit_split(pts, curve=curve, bootstrap=bootstrap, seed=seed, holdout_largest=usable >= 3,
+                        profiles=profiles)
     except UserError as e:
         refusal = str(e).removeprefix("split: ")
-    fitted = {b["C"]: b for b in fit.extra["budgets"]} if fit else {}
     budgets = []
     for p in profiles:
         m = pts.budget == p.row["C"]
         f, y = pts.x[m], pts.y[m]
         means = {s: float(y[f == s].mean()) for s in np.unique(f)}
         best = max(means, key=means.get)
-        row = fitted.get(p.row["C"], p.row)
+        row = p.row
         b = Budget(C=p.row["C"], shares=f.tolist(), totals=pts.C[m].tolist(), accuracy=y.tolist(), reason=p.reason,
                    best_measured=(float(best), means[best]), accuracy_f0=p.row.get("accuracy_f0"))
         if not p.reason:

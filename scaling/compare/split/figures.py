@@ -94,14 +94,20 @@ def plot_iso_compute(ax, a: SplitAnalysis, metric: str):
 def plot_best_share_vs_compute(ax, a: SplitAnalysis):
     """Best RL share against total compute: fitted optima with intervals and their trend (the law's own
     figure) where it is fitted; the best share tried, hollow, for each budget without an optimum."""
-    if a.fit is not None:
+    refusal = a.share_trend_refusal()
+    if refusal is None:
         plot_best_share(ax, a.fit)
     else:
         fitted = [b for b in a.budgets if not b.reason]
+        for b in fitted:
+            ci = b.ci.get("share_opt")
+            if ci:
+                ax.errorbar([b.C], [b.share_opt], yerr=[[b.share_opt - ci[0]], [ci[1] - b.share_opt]], fmt="none",
+                            ecolor="black", elinewidth=1, capsize=3, zorder=4)
         if fitted:
             ax.scatter([b.C for b in fitted], [b.share_opt for b in fitted], marker="*", s=110, color="black",
-                       zorder=5, label="best share (no interval: no trend fitted)")
-        ax.text(0.03, 0.97, textwrap.fill(f"no trend: {a.refusal}", 70), transform=ax.transAxes, va="top",
+                       zorder=5, label="best share per budget" + (" (95% CI)" if fitted[0].ci else ""))
+        ax.text(0.03, 0.97, textwrap.fill(f"no trend: {refusal}", 70), transform=ax.transAxes, va="top",
                 fontsize=7.5, bbox=dict(boxstyle="round", facecolor="white", edgecolor=GREY))
         ax.set(xscale="log", xlabel="total compute C (FLOPs, pretraining + RL)", ylabel="best RL share f_opt")
     refused = [b for b in a.budgets if b.reason]
@@ -111,7 +117,7 @@ def plot_best_share_vs_compute(ax, a: SplitAnalysis):
     C = [b.C for b in a.budgets]
     ax.set_xlim(min(C) / 2, max(C) * 2)
     shares = [b.best_measured[0] for b in a.budgets] + [b.share_opt for b in a.budgets if b.share_opt is not None]
-    ax.set_ylim(-0.03, max(0.2, max(shares) * 1.3) + (0.25 if a.fit is None else 0))
+    ax.set_ylim(-0.03, max(0.2, max(shares) * 1.3) + (0.25 if refusal else 0))
     ax.set_title("")  # the figure's title says it
     ax.legend(loc="upper right", fontsize=8)
 

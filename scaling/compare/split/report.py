@@ -57,13 +57,16 @@ def _summary(a: SplitAnalysis, rates: list[ExchangeRate]) -> list[str]:
         tried = f"best share tried {b.best_measured[0]:g} (accuracy {b.best_measured[1]:.4g})"
         best = f"best RL share {_optimum_cell(b)}" if not b.reason else f"no fitted optimum: {b.reason}"
         lines.append(f"- **C = {format_flops(b.C)}**: {best}; {tried}.")
-    if a.fit is not None:
+    if a.share_trend_refusal() is None:
         p, ci = a.fit.params, a.fit.ci
         lines.append(f"- **Trend**: the best share moves by {_v(p['slope'])} {_ci(ci.get('slope'))} per decade of "
                      f"total compute (share_opt = intercept + slope·log10 C, intercept {_v(p['intercept'])} "
                      f"{_ci(ci.get('intercept'))}).")
     else:
-        lines.append(f"- **Trend of the best share**: not fitted ({a.refusal}).")
+        lines.append(f"- **Trend of the best share**: refused: {a.share_trend_refusal()}.")
+    accuracy_refusal = a.fit.extra["refused"].get("accuracy_trend") if a.fit is not None else None
+    if accuracy_refusal:
+        lines.append(f"- **Trend of the best accuracy**: refused: {accuracy_refusal}.")
     for r in rates:
         lines.append(f"- **Exchange rate ({r.metric})**: {_rate_text(r)}.")
     return lines
@@ -96,8 +99,10 @@ def _trend(a: SplitAnalysis) -> list[str]:
     if a.fit is None:
         return lines + [f"Not fitted: {a.refusal}. The figure shows each budget's best share tried instead."]
     r = a.fit
-    lines += ["| parameter | value | 95% CI |", "|---|---:|---:|"]
-    lines += [f"| {k} | {_v(v)} | {_ci(r.ci.get(k))} |" for k, v in r.params.items()]
+    if r.params:
+        lines += ["| parameter | value | 95% CI |", "|---|---:|---:|"]
+        lines += [f"| {k} | {_v(v)} | {_ci(r.ci.get(k))} |" for k, v in r.params.items()]
+    lines += [f"Refused, {what.replace('_', ' ')}: {why}." for what, why in r.extra["refused"].items()]
     holdout = r.extra.get("holdout")
     if holdout:
         lines += ["", f"Largest usable budget ({format_flops(holdout['budget'])}) predicted from the others: best "
@@ -161,7 +166,9 @@ def to_json(d: SplitData, a: SplitAnalysis, rates: list[ExchangeRate], files: li
     budgets = []
     for b in a.budgets:
         budgets.append(_budget_json(b, d, [i for i in range(len(d.points.y)) if d.points.budget[i] == b.C]))
-    trend = ({"fitted": True, **a.fit.to_json()} if a.fit is not None else {"fitted": False, "reason": a.refusal})
+    refusal = a.share_trend_refusal()
+    trend = {"fitted": refusal is None, **({"reason": refusal} if refusal else {}),
+             **(a.fit.to_json() if a.fit is not None else {})}
     return jsonable({
         "kind": "split", "source": d.source, "metric": d.metric, "flop_convention": "full", "bootstrap": a.bootstrap,
         "curve": a.curve, "curve_note": a.curve_note, "budgets": budgets, "best_share_trend": trend,
