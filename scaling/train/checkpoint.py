@@ -24,6 +24,8 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 
+from scaling.parallel import barrier, is_primary
+
 log = logging.getLogger(__name__)
 
 
@@ -123,13 +125,16 @@ class Checkpointer:
     def _set_aside(self, step: int) -> None:
         if self.read_only:
             return
-        aside = self._aside_dir()
-        aside.mkdir(exist_ok=True)
-        target = aside / str(step)
-        n = 1
-        while target.exists():
-            target, n = aside / f"{step}.{n}", n + 1
-        os.replace(self.directory / str(step), target)
+        barrier(f"checkpoint-{step}-unreadable")  # in a multi-process run: all have given up on it, process 0 moves it
+        if is_primary():
+            aside = self._aside_dir()
+            aside.mkdir(exist_ok=True)
+            target = aside / str(step)
+            n = 1
+            while target.exists():
+                target, n = aside / f"{step}.{n}", n + 1
+            os.replace(self.directory / str(step), target)
+        barrier(f"checkpoint-{step}-set-aside")
         self.manager.reload()
 
     def close(self) -> None:

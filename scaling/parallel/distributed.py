@@ -1,0 +1,121 @@
+"""Multi-process runs: starting `jax.distributed`, and the few points where the processes must agree.
+
+A run that spans hosts is the same command started on every host (one JAX process each; tests start two on
+one machine). Each process builds the same mesh over all processes' devices and feeds only its own rows of
+every batch; process 0 alone writes the run directory. Whatever process 0 refuses (a run directory that
+holds another run, a lock another job holds) must stop every process with the same message, not leave the
+others waiting in their first collective until the coordinator's heartbeat timeout.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, TypeVar
+
+import jax
+import numpy as np
+
+from scaling.errors import UserError
+
+T = TypeVar("T")
+_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+_MESSAGE_BYTES = 1024  # a refusal is one line
+
+
+def maybe_initialize_distributed() -> bool:
+    """Multi-host start: `jax.distributed.initialize()` when a cluster environment is present.
+
+    JAX auto-detects SLURM, Open MPI, Cloud TPU and Kubernetes (JobSet) environments; we also honour an
+    explicit JAX_COORDINATOR_ADDRESS (host:port of process 0) / JAX_NUM_PROCESSES / JAX_PROCESS_ID, the
+    way to start one run by hand on several hosts or as several processes on one. Returns True if initialised.
+    On CPU the cross-process collectives are gloo's (jax_cpu_collectives_implementation, JAX's default).
+    """
+    explicit = os.environ.get("JAX_COORDINATOR_ADDRESS")
+    detected = any(k in os.environ for k in ("SLURM_JOB_ID", "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES"))
+    if not (explicit or detected):
+        return False
+    if explicit:
+        count, index = _env_int("JAX_NUM_PROCESSES", 1), _env_int("JAX_PROCESS_ID", 0)
+        if index >= count:
+            raise UserError(f"JAX_PROCESS_ID: {index} is not below JAX_NUM_PROCESSES={count}")
+        jax.distributed.initialize(coordinator_address=explicit, num_processes=count, process_id=index)
+    else:
+        jax.distributed.initialize()
+    return True
+
+
+def _env_int(name: str, minimum: int) -> int:
+    value = os.environ.get(name)
+    if value is None:
+        raise UserError(f"{name}: not set, but JAX_COORDINATOR_ADDRESS is (a multi-process run needs all of {_ENV})")
+    try:
+        number = int(value)
+    except ValueError:
+        number = minimum - 1
+    if number < minimum:
+        raise UserError(f"{name}: {value!r} is not an integer >= {minimum}")
+    return number
+
+
+def is_primary() -> bool:
+    """The process that writes run files, registry rows and progress: process 0."""
+    return jax.process_index() == 0
+
+
+def on_primary(fn: Callable[[], T]) -> T | None:
+    """`fn()` on process 0 only; every process raises if it failed there. Returns its result on process 0,
+    None elsewhere. A UserError keeps its one line on every process (each exits 2 with it)."""
+    if jax.process_count() == 1:
+        return fn()
+    result, failure, user_error, error = None, "", False, None
+    if is_primary():
+        try:
+            result = fn()
+        except UserError as e:
+            failure, user_error = str(e), True
+        except Exception as e:  # noqa: BLE001 - re-raised below, after the others have heard of it
+            failure = f"{type(e).__name__}: {e}"
+            error = e
+    failure, user_error = _broadcast_failure(failure, user_error)
+    if error is not None:
+        raise error
+    if failure:
+        raise UserError(failure) if user_error else RuntimeError(f"process 0 failed: {failure}")
+    return result
+
+
+def _broadcast_failure(failure: str, user_error: bool) -> tuple[str, bool]:
+    from jax.experimental import multihost_utils
+
+    encoded = failure.encode("utf-8")[: _MESSAGE_BYTES - 1]
+    message = np.zeros(_MESSAGE_BYTES, np.uint8)
+    message[: len(encoded)] = np.frombuffer(encoded, np.uint8)
+    message[-1] = user_error
+    shared = np.asarray(multihost_utils.broadcast_one_to_all(message))
+    text = bytes(shared[:-1]).rstrip(b"\0").decode("utf-8", errors="replace")
+    return text, bool(shared[-1])
+
+
+def barrier(name: str) -> None:
+    """Every process waits here until all have arrived (no-op with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def check_batch_split(sharding, batch_size: int) -> None:
+    """Process i reads rows [i*B/P, (i+1)*B/P) of every global batch (data/pipeline.py); refuse a mesh whose
+    batch sharding puts other rows on its devices (e.g. tensor parallelism across hosts), which would feed the
+    wrong rows, or too few, to `jax.make_array_from_process_local_data`."""
+    count = jax.process_count()
+    if count == 1:
+        return
+    rows: set[int] = set()
+    for index in sharding.addressable_devices_indices_map((batch_size, 1)).values():
+        rows.update(range(batch_size)[index[0]])
+    share = batch_size // count
+    first = jax.process_index() * share
+    if rows != set(range(first, first + share)):
+        raise UserError(f"mesh: process {jax.process_index()}'s devices hold {len(rows)} of the {batch_size} batch rows, "
+                        f"not its own {share} (rows {first}..{first + share - 1}); the batch axes (data, fsdp, "
+                        f"expert) must split the {count} processes, tensor parallelism stay within one")
