@@ -8,6 +8,7 @@ the same rows would train on other data.
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -79,7 +80,7 @@ def single_process_run(tmp_path_factory):
     """The reference: the same config in this one process over its 8 simulated devices."""
     out = tmp_path_factory.mktemp("single") / "run"
     summary = run_training(run_config_from_dict(CONFIG), out)
-    return summary, _metrics(out)
+    return summary, _metrics(out), out
 
 
 def test_two_processes_train_like_one_resume_after_kill_and_only_process_0_writes(tmp_path, single_process_run):
@@ -110,7 +111,7 @@ def test_two_processes_train_like_one_resume_after_kill_and_only_process_0_write
     # the same command again resumes from the checkpoint and ends as the uninterrupted run
     codes, outputs = _finish(_launch(config, out, "resumed"), out, "resumed")
     assert codes == [0, 0], outputs
-    summary, reference = single_process_run
+    summary, reference, _ = single_process_run
     printed = [json.loads(_last_line(o)) for o in outputs]
     assert printed[0]["loss"] == printed[1]["loss"] and printed[0]["status"] == printed[1]["status"] == "done"
     assert printed[0]["loss"] == pytest.approx(summary["loss"], rel=1e-4)
@@ -128,3 +129,24 @@ def test_two_processes_train_like_one_resume_after_kill_and_only_process_0_write
     assert steps == [4, 8]
     assert {p.name for p in (out / "checkpoints" / "8" / "data_iter").iterdir()} >= {"process_0-of-2.json",
                                                                                    "process_1-of-2.json"}
+
+
+def test_a_checkpoint_saved_by_two_processes_resumes_in_one(tmp_path, single_process_run):
+    """Grain names its iterator files by process index and count; the data position they hold is the same
+    for any count, so a run saved by 2 processes resumes from its checkpoint in 1 (not from step 0)."""
+    summary, reference, single = single_process_run
+    out = tmp_path / "run"
+    shutil.copytree(single, out)
+    shutil.rmtree(out / "checkpoints" / str(STEPS))
+    (out / "summary.json").unlink()
+    data_iter = out / "checkpoints" / "4" / "data_iter"
+    for index in range(2):  # as 2 processes leave it
+        shutil.copy(data_iter / "process_0-of-1.json", data_iter / f"process_{index}-of-2.json")
+    (data_iter / "process_0-of-1.json").unlink()
+
+    resumed = run_training(run_config_from_dict(CONFIG), out)
+    assert not (out / "checkpoints-unreadable").exists()
+    rows = _metrics(out)
+    assert [r["time"] for r in rows if r["step"] <= 4] == [r["time"] for r in reference if r["step"] <= 4]
+    assert [r["loss"] for r in rows] == [r["loss"] for r in reference]
+    assert resumed["eval_loss"] == summary["eval_loss"]
