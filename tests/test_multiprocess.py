@@ -150,3 +150,23 @@ def test_a_checkpoint_saved_by_two_processes_resumes_in_one(tmp_path, single_pro
     assert [r["time"] for r in rows if r["step"] <= 4] == [r["time"] for r in reference if r["step"] <= 4]
     assert [r["loss"] for r in rows] == [r["loss"] for r in reference]
     assert resumed["eval_loss"] == summary["eval_loss"]
+
+
+@pytest.mark.parametrize("env, needle", [
+    ({"JAX_PROCESS_ID": "0"}, "JAX_NUM_PROCESSES: not set, but JAX_COORDINATOR_ADDRESS is"),
+    ({"JAX_NUM_PROCESSES": "two", "JAX_PROCESS_ID": "0"}, "JAX_NUM_PROCESSES: 'two' is not an integer >= 1"),
+    ({"JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"}, "JAX_PROCESS_ID: 2 is not below JAX_NUM_PROCESSES=2"),
+], ids=["count-missing", "count-not-a-number", "index-too-large"])
+def test_an_incomplete_multi_process_environment_exits_2_naming_the_variable(tmp_path, monkeypatch, capsys, env,
+                                                                             needle):
+    from scaling.cli.main import main
+
+    for name in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", f"127.0.0.1:{_free_port()}")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["train", "tiny-math", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
