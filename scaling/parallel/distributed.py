@@ -95,12 +95,34 @@ def _broadcast_failure(failure: str, user_error: bool) -> tuple[str, bool]:
     return text, bool(shared[-1])
 
 
-def barrier(name: str) -> None:
-    """Every process waits here until all have arrived (no-op with one process)."""
+def barrier(name: str, timeout_s: int = 3600) -> None:
+    """Every process waits here until all have arrived (no-op with one process). The coordination service's
+    barrier, not a collective: gloo gives a process 30 s to join another's first collective of a program."""
     if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
+        from orbax.checkpoint import multihost
 
-        multihost_utils.sync_global_devices(name)
+        multihost.get_barrier_sync_fn()(key=f"scaling:{name}", timeout_ms=timeout_s * 1000)
+
+
+def compiled_together(jitted: Callable, name: str) -> Callable:
+    """`jitted`, compiled at its first call by every process, which then wait for each other before running it.
+
+    A process that finds a step in the persistent compilation cache would otherwise start it while another is
+    still compiling (on CPU JAX's cache keys differ between processes and only process 0 writes, so the others
+    always compile), and gloo aborts the job once that wait passes 30 s (measured: a process 35 s late
+    killed the run). Single-process: `jitted` itself."""
+    if jax.process_count() == 1:
+        return jitted
+    compiled = None
+
+    def call(*args):
+        nonlocal compiled
+        if compiled is None:
+            compiled = jitted.lower(*args).compile()
+            barrier(f"compiled {name}")
+        return compiled(*args)
+
+    return call
 
 
 def check_batch_split(sharding, batch_size: int) -> None:

@@ -14,7 +14,7 @@ from scaling.data import build_eval_set, build_train_iterator, get_tokenizer
 from scaling.errors import RunFailed, UserError
 from scaling.model import build_model
 from scaling.parallel import is_primary, make_mesh, on_primary
-from scaling.parallel.distributed import check_batch_split
+from scaling.parallel.distributed import check_batch_split, compiled_together
 from scaling.runtime import enable_compilation_cache
 from scaling.train.budget import Budget, plan_budget
 from scaling.train.checkpoint import Checkpointer, abstract_like
@@ -129,6 +129,8 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
     graphdef, state, shardings = init_train_state(model, tx, mesh)
     del model
     steps = compile_steps(cfg.model, graphdef, shardings, tx, mesh, t.grad_accum)
+    steps.train_step = compiled_together(steps.train_step, "train_step")
+    steps.eval_step = compiled_together(steps.eval_step, "eval_step")
 
     keep_steps = [s for s in t.keep_steps if s < budget.steps]
     ckpt = Checkpointer(run_dir / "checkpoints", keep=t.keep_checkpoints, keep_steps=keep_steps)
