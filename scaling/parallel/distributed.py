@@ -138,6 +138,6 @@ def check_batch_split(sharding, batch_size: int) -> None:
     share = batch_size // count
     first = jax.process_index() * share
     if rows != set(range(first, first + share)):
-        raise UserError(f"mesh: process {jax.process_index()}'s devices hold {len(rows)} of the {batch_size} batch rows, "
-                        f"not its own {share} (rows {first}..{first + share - 1}); the batch axes (data, fsdp, "
-                        f"expert) must split the {count} processes, tensor parallelism stay within one")
+        raise UserError(f"mesh: process {jax.process_index()}'s devices hold {len(rows)} of the {batch_size} batch "
+                        f"rows, not its own {share} (rows {first}..{first + share - 1}); the batch axes (data, "
+                        f"fsdp, expert) must split the {count} processes, tensor parallelism stay within one")
