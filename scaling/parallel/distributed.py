@@ -8,17 +8,17 @@ others waiting in their first collective until the coordinator's heartbeat timeo
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Callable, TypeVar
 
 import jax
-import numpy as np
 
 from scaling.errors import UserError
 
 T = TypeVar("T")
 _ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
-_MESSAGE_BYTES = 1024  # a refusal is one line
+_calls = [0]  # on_primary calls so far: every process makes the same ones, in the same order
 
 
 def maybe_initialize_distributed() -> bool:
@@ -61,38 +61,33 @@ def is_primary() -> bool:
     return jax.process_index() == 0
 
 
-def on_primary(fn: Callable[[], T]) -> T | None:
+def on_primary(fn: Callable[[], T], timeout_s: int = 3600) -> T | None:
     """`fn()` on process 0 only; every process raises if it failed there. Returns its result on process 0,
-    None elsewhere. A UserError keeps its one line on every process (each exits 2 with it)."""
+    None elsewhere. A UserError keeps its one line on every process (each exits 2 with it). The outcome goes
+    through the coordination service's key-value store, which waits as long as process 0 takes."""
     if jax.process_count() == 1:
         return fn()
-    result, failure, user_error, error = None, "", False, None
-    if is_primary():
-        try:
-            result = fn()
-        except UserError as e:
-            failure, user_error = str(e), True
-        except Exception as e:  # noqa: BLE001 - re-raised below, after the others have heard of it
-            failure = f"{type(e).__name__}: {e}"
-            error = e
-    failure, user_error = _broadcast_failure(failure, user_error)
-    if error is not None:
-        raise error
-    if failure:
-        raise UserError(failure) if user_error else RuntimeError(f"process 0 failed: {failure}")
+    from orbax.checkpoint import multihost
+
+    client = multihost.get_jax_distributed_client()
+    _calls[0] += 1
+    key = f"scaling:on_primary:{_calls[0]}"
+    if not is_primary():
+        outcome = json.loads(client.blocking_key_value_get(key, timeout_s * 1000))
+        if outcome["failure"]:
+            failure = outcome["failure"]
+            raise UserError(failure) if outcome["user_error"] else RuntimeError(f"process 0 failed: {failure}")
+        return None
+    try:
+        result = fn()
+    except UserError as e:
+        client.key_value_set(key, json.dumps({"failure": str(e), "user_error": True}))
+        raise
+    except BaseException as e:
+        client.key_value_set(key, json.dumps({"failure": f"{type(e).__name__}: {e}", "user_error": False}))
+        raise
+    client.key_value_set(key, json.dumps({"failure": "", "user_error": False}))
     return result
-
-
-def _broadcast_failure(failure: str, user_error: bool) -> tuple[str, bool]:
-    from jax.experimental import multihost_utils
-
-    encoded = failure.encode("utf-8")[: _MESSAGE_BYTES - 1]
-    message = np.zeros(_MESSAGE_BYTES, np.uint8)
-    message[: len(encoded)] = np.frombuffer(encoded, np.uint8)
-    message[-1] = user_error
-    shared = np.asarray(multihost_utils.broadcast_one_to_all(message))
-    text = bytes(shared[:-1]).rstrip(b"\0").decode("utf-8", errors="replace")
-    return text, bool(shared[-1])
 
 
 def barrier(name: str, timeout_s: int = 3600) -> None:
