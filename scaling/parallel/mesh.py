@@ -12,7 +12,6 @@ Mesh axes:
 from __future__ import annotations
 
 import functools
-import os
 from typing import Callable
 
 import jax
@@ -77,6 +76,9 @@ def make_mesh(cfg: MeshConfig, devices: list | None = None) -> Mesh:
     if cfg.devices is not None:
         if cfg.devices > len(devices):
             raise UserError(f"mesh.devices: {cfg.devices} requested, {len(devices)} present")
+        if jax.process_count() > 1 and cfg.devices != len(devices):
+            raise UserError(f"mesh.devices: a run over {jax.process_count()} processes uses all their "
+                            f"{len(devices)} devices (got {cfg.devices})")
         devices = devices[: cfg.devices]
     try:
         shape = cfg.shape(len(devices))
@@ -120,24 +122,3 @@ def traced_on(mesh: Mesh | None, fn: Callable) -> Callable:
             return fn(*args, **kwargs)
 
     return under_mesh
-
-
-def maybe_initialize_distributed() -> bool:
-    """Multi-host start: call jax.distributed.initialize() when a cluster environment is present.
-
-    JAX auto-detects SLURM, Open MPI, Cloud TPU and Kubernetes (JobSet) environments; we also honour an
-    explicit JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID. Returns True if initialised.
-    """
-    explicit = os.environ.get("JAX_COORDINATOR_ADDRESS")
-    detected = any(k in os.environ for k in ("SLURM_JOB_ID", "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES"))
-    if not (explicit or detected):
-        return False
-    if explicit:
-        jax.distributed.initialize(
-            coordinator_address=explicit,
-            num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
-            process_id=int(os.environ["JAX_PROCESS_ID"]),
-        )
-    else:
-        jax.distributed.initialize()
-    return True

@@ -11,6 +11,7 @@ corrupted on disk) is skipped with a warning and the previous one is used.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -23,6 +24,9 @@ from typing import Any
 import grain
 import jax
 import orbax.checkpoint as ocp
+
+from scaling.data.pipeline import TrainIterator
+from scaling.parallel import barrier, is_primary
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +70,28 @@ class Checkpointer:
 
     def restore(self, step: int, abstract_state: Any, data_iter: grain.DatasetIterator | None):
         items = {"state": ocp.args.StandardRestore(abstract_state), "meta": ocp.args.JsonRestore()}
-        if data_iter is not None:
+        position = self._position_saved_by_other_processes(step, data_iter)
+        if data_iter is not None and position is None:
             items["data_iter"] = grain.checkpoint.CheckpointRestore(data_iter)
         restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+        if position is not None:
+            data_iter.set_state(position)
         return restored["state"], restored["meta"]
+
+    def _position_saved_by_other_processes(self, step: int, data_iter) -> dict | None:
+        """A training iterator's position saved by a run over another number of processes, or None.
+
+        Grain keeps one file per process, named by process index and count, so a run saved by 2 processes
+        would find no file of its own when resumed by 1 (or 4), and every checkpoint would be set aside as
+        unreadable. A TrainIterator's state is the number of global batches taken, the same in every process
+        whatever their count (data/pipeline.py), so any process's file restores it."""
+        if not isinstance(data_iter, TrainIterator):
+            return None
+        folder = self.directory / str(step) / "data_iter"
+        if (folder / f"process_{jax.process_index()}-of-{jax.process_count()}.json").exists():
+            return None
+        saved = sorted(folder.glob("process_*-of-*.json"))
+        return json.loads(saved[0].read_text()) if saved else None
 
     def first_mismatch(self, step: int, abstract_state: Any) -> str | None:
         """The first array whose stored shape differs from `abstract_state`'s (a config edited after
@@ -123,13 +145,16 @@ class Checkpointer:
     def _set_aside(self, step: int) -> None:
         if self.read_only:
             return
-        aside = self._aside_dir()
-        aside.mkdir(exist_ok=True)
-        target = aside / str(step)
-        n = 1
-        while target.exists():
-            target, n = aside / f"{step}.{n}", n + 1
-        os.replace(self.directory / str(step), target)
+        barrier(f"checkpoint-{step}-unreadable")  # in a multi-process run: all have given up on it, process 0 moves it
+        if is_primary():
+            aside = self._aside_dir()
+            aside.mkdir(exist_ok=True)
+            target = aside / str(step)
+            n = 1
+            while target.exists():
+                target, n = aside / f"{step}.{n}", n + 1
+            os.replace(self.directory / str(step), target)
+        barrier(f"checkpoint-{step}-set-aside")
         self.manager.reload()
 
     def close(self) -> None:

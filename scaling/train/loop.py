@@ -1,26 +1,29 @@
 """`run_training`: one pretraining run from config to a finished run directory, resumable at any point."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
+from jax.sharding import NamedSharding
 
 from scaling.config.run import RunConfig
 from scaling.data import build_eval_set, build_train_iterator, get_tokenizer
 from scaling.errors import RunFailed, UserError
 from scaling.model import build_model
-from scaling.parallel import make_mesh
+from scaling.parallel import is_primary, make_mesh, on_primary
+from scaling.parallel.distributed import check_batch_split, compiled_together
 from scaling.runtime import enable_compilation_cache
 from scaling.train.budget import Budget, plan_budget
 from scaling.train.checkpoint import Checkpointer, abstract_like
 from scaling.train.memory import check_fits
-from scaling.train.metrics import MetricsLog, Progress, device_description, device_peak_flops
+from scaling.train.metrics import MetricsLog, NoMetricsLog, Progress, device_description, device_peak_flops
 from scaling.train.optim import make_optimizer
 from scaling.train.rundir import claim_run_dir, holds_run_dir_locks, read_summary, write_summary
-from scaling.train.step import CompiledSteps, compile_steps, data_parallel_size, init_train_state
+from scaling.train.step import CompiledSteps, batch_spec, compile_steps, data_parallel_size, init_train_state
 
 LN2 = math.log(2.0)
 
@@ -43,6 +46,7 @@ def prepare(cfg: RunConfig):
     if micro % dp:
         raise UserError(f"train.batch_size: {cfg.train.batch_size} sequences / grad_accum={cfg.train.grad_accum} "
                         f"is not divisible by the {dp}-way data-parallel mesh")
+    check_batch_split(NamedSharding(mesh, batch_spec(mesh)), cfg.train.batch_size)
     train_iter = build_train_iterator(cfg.data, seq_len=cfg.train.seq_len, batch_size=cfg.train.batch_size,
                                       seed=cfg.train.seed, tokenizer=tokenizer)
     eval_set = build_eval_set(cfg.data, seq_len=cfg.train.seq_len, batch_size=max(dp, min(cfg.train.batch_size, 32)),
@@ -57,10 +61,18 @@ def global_batch(local: dict, sharding) -> dict:
     return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}
 
 
+def host_batch(batch: dict, sharding) -> dict:
+    """A batch every process holds whole (the eval set is the same on every host) as a global array: each
+    process puts the rows of its own devices (`device_put` of host data is for one process only)."""
+    if jax.process_count() == 1:
+        return jax.device_put(batch, sharding)
+    return {k: jax.make_array_from_callback(v.shape, sharding, lambda index, v=v: v[index]) for k, v in batch.items()}
+
+
 def evaluate(steps, state, eval_set, batch_sharding) -> tuple[float, float]:
     total, count = 0.0, 0.0
     for batch in eval_set:
-        nll, n = steps.eval_step(state["params"], state["rest"], jax.device_put(batch, batch_sharding))
+        nll, n = steps.eval_step(state["params"], state["rest"], host_batch(batch, batch_sharding))
         total += float(nll)
         count += float(n)
     loss = total / count
@@ -119,11 +131,13 @@ def summary_of(cfg: RunConfig, budget: Budget, status: str, meta: dict, **extra)
 @holds_run_dir_locks  # a second process training the same --out is refused while this one runs
 def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> dict:
     """Train (or resume) the run in `out_dir`; returns its summary. Raises RunFailed if it diverges.
-    `quiet` silences progress output without changing the run's config (and so its identity)."""
+    `quiet` silences progress output without changing the run's config (and so its identity).
+    In a multi-process run every process calls this; process 0 alone writes the run directory's files
+    (Orbax checkpoints are written by all: each saves the shards its devices hold)."""
     enable_compilation_cache()
     run_dir = Path(out_dir)
     budget, mesh, train_iter, eval_set = prepare(cfg)
-    claim_run_dir(run_dir, cfg)
+    on_primary(lambda: claim_run_dir(run_dir, cfg))
     previous = read_summary(run_dir)
     if previous and previous.get("status") == "done":
         return previous
@@ -134,6 +148,8 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
     graphdef, state, shardings = init_train_state(model, tx, mesh)
     del model
     steps = _compiled_steps(cfg, graphdef, shardings, tx, mesh)
+    steps = dataclasses.replace(steps, train_step=compiled_together(steps.train_step, "train_step"),
+                                eval_step=compiled_together(steps.eval_step, "eval_step"))
 
     keep_steps = [s for s in t.keep_steps if s < budget.steps]
     ckpt = Checkpointer(run_dir / "checkpoints", keep=t.keep_checkpoints, keep_steps=keep_steps)
@@ -145,8 +161,10 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
         state, meta = _restore_fork(t.fork_from, state, train_iter)
     start = int(meta["step"])
 
-    log = MetricsLog(run_dir, start, tensorboard=t.tensorboard, wandb=t.wandb, config=cfg.model_dump(mode="json"))
-    progress = Progress(budget.steps, start, enabled=t.progress and not quiet, label=cfg.model.name)
+    primary = is_primary()
+    log = MetricsLog(run_dir, start, tensorboard=t.tensorboard, wandb=t.wandb, config=cfg.model_dump(mode="json")) \
+        if primary else NoMetricsLog()
+    progress = Progress(budget.steps, start, enabled=t.progress and not quiet and primary, label=cfg.model.name)
     peak = device_peak_flops()
     per_token_full = budget.counts.train_flops_per_token_full
     status, reason = "done", None
@@ -200,10 +218,12 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
     meta = {**meta, "wall_s": wall_before + time.time() - t_run}
     if status == "diverged":
         summary = summary_of(cfg, budget, "diverged", meta, reason=reason, diverged_at=reason)
-        write_summary(run_dir, summary)
+        if primary:
+            write_summary(run_dir, summary)
         raise RunFailed(f"{run_dir}: diverged: {reason}; last good checkpoint kept")
     summary = summary_of(cfg, budget, "done", meta)
-    write_summary(run_dir, summary)
+    if primary:
+        write_summary(run_dir, summary)
     return summary
 
 

@@ -31,8 +31,8 @@ DENSE_BF16_PEAK = {
 
 
 def device_peak_flops() -> float | None:
-    """Peak dense bf16 FLOP/s of all local devices together, or None where unknown (CPU)."""
-    devices = jax.local_devices()
+    """Peak dense bf16 FLOP/s of the run's devices (all processes') together, or None where unknown (CPU)."""
+    devices = jax.devices()
     kind = devices[0].device_kind
     for name, peak in DENSE_BF16_PEAK.items():
         if name.lower() in kind.lower():
@@ -41,8 +41,9 @@ def device_peak_flops() -> float | None:
 
 
 def device_description() -> str:
-    devices = jax.local_devices()
-    return f"{len(devices)}x {devices[0].device_kind} ({jax.default_backend()})"
+    devices = jax.devices()
+    processes = f", {jax.process_count()} processes" if jax.process_count() > 1 else ""
+    return f"{len(devices)}x {devices[0].device_kind} ({jax.default_backend()}{processes})"
 
 
 class MetricsLog:
@@ -96,6 +97,16 @@ class MetricsLog:
             self.tb.close()
         if self.wandb is not None:
             self.wandb.close()
+
+
+class NoMetricsLog:
+    """The metrics log of processes other than 0: process 0 alone writes the run's files."""
+
+    def write(self, record: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class Progress:
