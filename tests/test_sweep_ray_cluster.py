@@ -59,11 +59,14 @@ def cluster(tmp_path, monkeypatch):
         cluster.shutdown()
 
 
-def submit(sweep: Path, out: Path, address: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    return subprocess.run([sys.executable, "-m", "scaling", "sweep", "submit", str(sweep), "--out", str(out),
-                           "--executor", "ray", "--address", address, "--max-parallel", "2"],
-                          capture_output=True, text=True, env=env)
+ENV = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}  # one device compiles fastest
+
+
+def submit(sweep: Path, out: Path, address: str, ) -> subprocess.Popen:
+    """`scaling sweep submit` as its own process, the driver, on the cluster at `address`."""
+    return subprocess.Popen([sys.executable, "-m", "scaling", "sweep", "submit", str(sweep), "--out", str(out),
+                             "--executor", "ray", "--address", address, "--max-parallel", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **ENV})
 
 
 def test_lost_node_run_resumes_on_resubmit_and_only_the_driver_writes_the_registry(cluster, tmp_path):
@@ -72,24 +75,23 @@ def test_lost_node_run_resumes_on_resubmit_and_only_the_driver_writes_the_regist
     sweep = write_sweep(tmp_path / "cluster.yaml", [256, 40960], models=TINY[:1],
                         set={"train.checkpoint_every": 40, "train.log_every": 20})
     out = tmp_path / "out"
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    driver = subprocess.Popen([sys.executable, "-m", "scaling", "sweep", "submit", str(sweep), "--out", str(out),
-                               "--executor", "ray", "--address", cluster.address, "--max-parallel", "2"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    driver = submit(sweep, out, cluster.address)
     registry = Registry(out / "registry.sqlite")
 
     def checkpointed_long_run():
+        if driver.poll() is not None:
+            raise AssertionError(f"the sweep ended before its long run was checkpointed:\n{driver.stdout.read()}")
         try:
-            rows = [r for r in registry.runs() if r["tokens"] == 40960 and r["status"] == "running"]
-        except Exception:  # not created yet
+            row = next(r for r in registry.runs() if r["tokens"] == 40960 and r["status"] == "running")
+        except Exception:  # the registry is not created yet, or the run not submitted
             return None
-        log = out / "logs" / f"{rows[0]['name']}.log" if rows else None
-        if rows and log.exists() and any(p.name.isdigit() for p in (out / rows[0]["run_dir"] / "checkpoints").glob("*")):
-            return rows[0], log.read_text().split("(ray node ")[1].split(")")[0]
-        return None
+        if not any(p.name.isdigit() for p in (out / row["run_dir"] / "checkpoints").glob("*")):
+            return None
+        # The task's log header names the node it trains on.
+        return row, (out / "logs" / f"{row['name']}.log").read_text().split("(ray node ")[1].split(")")[0]
 
     try:
-        (victim, node_id) = wait_for(checkpointed_long_run, 120, "the long run to checkpoint on a worker node")
+        victim, node_id = wait_for(checkpointed_long_run, 120, "the long run to checkpoint on a worker node")
         assert victim["pid"] == driver.pid  # the row names its watcher, the driver, not a process on the node
         metrics = out / victim["run_dir"] / "metrics.jsonl"
         head = [line for line in metrics.read_text().splitlines() if json.loads(line)["step"] <= 40]
@@ -106,10 +108,11 @@ def test_lost_node_run_resumes_on_resubmit_and_only_the_driver_writes_the_regist
 
     # The reference: the same run, uninterrupted, trained directly while the sweep is resubmitted.
     reference = subprocess.Popen([sys.executable, "-m", "scaling", "train", f"configs/{victim['name']}.yaml",
-                                  "--out", str(tmp_path / "reference")], cwd=out, env=env,
+                                  "--out", str(tmp_path / "reference")], cwd=out, env={**os.environ, **ENV},
                                  stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    proc = submit(sweep, out, cluster.address)  # on the one node left
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    resubmit = submit(sweep, out, cluster.address)  # on the one node left
+    output, _ = resubmit.communicate(timeout=120)
+    assert resubmit.returncode == 0, output
     assert reference.wait(120) == 0
     resumed = registry.run(victim["run_id"])
     assert resumed["status"] == "done" and resumed["attempts"] == 2, resumed

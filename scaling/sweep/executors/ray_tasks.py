@@ -35,9 +35,10 @@ class RayExecutor:
         self._started_cluster = not ray.is_initialized() and address is None
         if not ray.is_initialized():
             if address is None:
-                # The object store only carries small task descriptions: keep its shared memory small.
-                ray.init(num_cpus=max(1, int(max_parallel * cpus_per_run + 0.999)), include_dashboard=False,
-                         object_store_memory=256 * 1024**2,
+                # A cluster of our own ("local"), even where `ray start` left an address for plain init()
+                # to join. The object store only carries small task descriptions: keep its shared memory small.
+                ray.init(address="local", num_cpus=max(1, int(max_parallel * cpus_per_run + 0.999)),
+                         include_dashboard=False, object_store_memory=256 * 1024**2,
                          log_to_driver=False, configure_logging=False)
             else:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
@@ -99,8 +100,8 @@ def _lost(error: Exception) -> dict[str, str]:
     Ray's memory monitor killing it, a runtime environment that cannot be set up) would happen again."""
     from ray import exceptions as rx
 
-    first_line = next((line for line in str(error).splitlines() if line.strip()), "")[:300]
-    reason = f"{type(error).__name__}: {first_line}"
+    first_sentence = next((line for line in str(error).splitlines() if line.strip()), "").split(". ")[0][:200]
+    reason = f"{type(error).__name__}: {first_sentence}"
     if isinstance(error, (rx.WorkerCrashedError, rx.NodeDiedError, rx.LocalRayletDiedError, rx.ObjectLostError,
                           rx.TaskCancelledError)):
         return {"status": "pending", "error": f"interrupted: Ray lost its node or worker ({reason}); "
