@@ -91,12 +91,12 @@ def test_lost_node_run_resumes_on_resubmit_and_only_the_driver_writes_the_regist
         return row, (out / "logs" / f"{row['name']}.log").read_text().split("(ray node ")[1].split(")")[0]
 
     try:
-        victim, node_id = wait_for(checkpointed_long_run, 120, "the long run to checkpoint on a worker node")
+        victim, node_id = wait_for(checkpointed_long_run, 300, "the long run to checkpoint on a worker node")
         assert victim["pid"] == driver.pid  # the row names its watcher, the driver, not a process on the node
         metrics = out / victim["run_dir"] / "metrics.jsonl"
         head = [line for line in metrics.read_text().splitlines() if json.loads(line)["step"] <= 40]
         cluster.remove_node(next(node for node in workers if node.node_id == node_id))
-        output, _ = driver.communicate(timeout=120)
+        output, _ = driver.communicate(timeout=300)
     finally:
         if driver.poll() is None:
             driver.kill()
@@ -111,9 +111,9 @@ def test_lost_node_run_resumes_on_resubmit_and_only_the_driver_writes_the_regist
                                   "--out", str(tmp_path / "reference")], cwd=out, env={**os.environ, **ENV},
                                  stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     resubmit = submit(sweep, out, cluster.address)  # on the one node left
-    output, _ = resubmit.communicate(timeout=120)
+    output, _ = resubmit.communicate(timeout=300)
     assert resubmit.returncode == 0, output
-    assert reference.wait(120) == 0
+    assert reference.wait(300) == 0
     resumed = registry.run(victim["run_id"])
     assert resumed["status"] == "done" and resumed["attempts"] == 2, resumed
     logged = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
