@@ -59,14 +59,14 @@ def cluster(tmp_path, monkeypatch):
         cluster.shutdown()
 
 
-ENV = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}  # one device compiles fastest
+ONE_DEVICE = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}  # one CPU device compiles fastest
 
 
-def submit(sweep: Path, out: Path, address: str, ) -> subprocess.Popen:
+def submit(sweep: Path, out: Path, address: str) -> subprocess.Popen:
     """`scaling sweep submit` as its own process, the driver, on the cluster at `address`."""
     return subprocess.Popen([sys.executable, "-m", "scaling", "sweep", "submit", str(sweep), "--out", str(out),
                              "--executor", "ray", "--address", address, "--max-parallel", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **ENV})
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **ONE_DEVICE})
 
 
 def test_lost_node_run_resumes_on_resubmit_and_only_the_driver_writes_the_registry(cluster, tmp_path):
@@ -108,7 +108,7 @@ def test_lost_node_run_resumes_on_resubmit_and_only_the_driver_writes_the_regist
 
     # The reference: the same run, uninterrupted, trained directly while the sweep is resubmitted.
     reference = subprocess.Popen([sys.executable, "-m", "scaling", "train", f"configs/{victim['name']}.yaml",
-                                  "--out", str(tmp_path / "reference")], cwd=out, env={**os.environ, **ENV},
+                                  "--out", str(tmp_path / "reference")], cwd=out, env={**os.environ, **ONE_DEVICE},
                                  stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     resubmit = submit(sweep, out, cluster.address)  # on the one node left
     output, _ = resubmit.communicate(timeout=300)
