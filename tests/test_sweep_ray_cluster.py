@@ -66,7 +66,8 @@ def submit(sweep: Path, out: Path, address: str) -> subprocess.Popen:
     """`scaling sweep submit` as its own process, the driver, on the cluster at `address`."""
     return subprocess.Popen([sys.executable, "-m", "scaling", "sweep", "submit", str(sweep), "--out", str(out),
                              "--executor", "ray", "--address", address, "--max-parallel", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **ONE_DEVICE})
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **ONE_DEVICE})
 
 
 def test_lost_node_run_resumes_on_resubmit_and_only_the_driver_writes_the_registry(cluster, tmp_path):
