@@ -1,8 +1,10 @@
-"""One run, start to finish: launch its kind's command (`scaling train`, `scaling rl`) on it, keep its registry row
-alive, record the result.
+"""One run, start to finish: launch its kind's command (`scaling train`, `scaling rl`) on it, watch it, and
+compute its outcome from its exit status and summary.json.
 
-Shared by every executor (a local thread or a Ray task calls `execute_run`), so a run is recorded
-the same way wherever it ran: by the process that watched it, in its own short transactions.
+`train_run` does the training and returns the outcome without touching the registry, so it can run where
+the registry is out of reach (a Ray task on another node: the driver records what it returns).
+`execute_run` wraps it for the local executor, which runs in the submitting process and so records the
+run itself, in its own short transactions: running, heartbeats while the trainer lives, the outcome.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from scaling.locks import RUN_DIR_LOCK, DirectoryLock
 from scaling.sweep.executors.worker import Worker
@@ -49,20 +51,36 @@ class RunTask:
         return Registry(Path(self.sweep_dir) / "registry.sqlite")
 
 
-def execute_run(task: RunTask, worker: Worker | None = None) -> str:
-    """Train one run to its end, in a fresh process or on `worker`; returns the status recorded ('done',
-    'diverged', 'failed', or 'pending' when it was interrupted from outside and will resume on the next submit)."""
-    registry = task.registry
+@dataclass(frozen=True)
+class RunResult:
+    """What a run's watcher learned: registry fields and eval curve (`outcome`), and where it trained."""
+
+    fields: dict[str, Any]
+    curves: list[dict[str, Any]]
+    host: str
+    pid: int
+
+    @property
+    def status(self) -> str:
+        return self.fields["status"]
+
+
+def train_run(task: RunTask, worker: Worker | None = None, where: str | None = None,
+              started: Callable[[int, str], None] | None = None,
+              alive: Callable[[], None] | None = None) -> RunResult:
+    """Train one run to its end, in a fresh process or on `worker`. `started(pid, host)` is called once the
+    trainer is launched and `alive()` every HEARTBEAT_S while it runs; `where` names the process in the log."""
     _wait_for_previous_attempt(task)
     sweep_dir = Path(task.sweep_dir)
     log_file = sweep_dir / task.log_path
     log_file.parent.mkdir(parents=True, exist_ok=True)
     argv = [task.command, task.config_path, "--out", task.run_dir]
-    where = f"worker {worker.pid}" if worker else "own process"
+    where = where or (f"worker {worker.pid}" if worker else "own process")
+    host = socket.gethostname()
     with open(log_file, "ab") as log:
-        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {socket.gethostname()} ({where}): "
+        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {host} ({where}): "
                   f"{sys.executable} -m scaling {' '.join(argv)}\n".encode())
-    started = time.time()
+    began = time.time()
     if worker is None:
         trainer = _Trainer([sys.executable, "-m", "scaling", *argv], sweep_dir, log_file, task.env)
     else:
@@ -70,14 +88,25 @@ def execute_run(task: RunTask, worker: Worker | None = None) -> str:
         trainer = worker
     _LIVE.add(trainer)
     try:
-        registry.mark_running(task.run_id, trainer.pid, socket.gethostname())
+        if started:
+            started(trainer.pid, host)
         while (returncode := trainer.wait(HEARTBEAT_S)) is None:
-            registry.heartbeat(task.run_id)
+            if alive:
+                alive()
     finally:
         _LIVE.discard(trainer)
-    fields, curves = outcome(task, returncode, time.time() - started)
-    registry.finish(task.run_id, fields, curves)
-    return fields["status"]
+    fields, curves = outcome(task, returncode, time.time() - began)
+    return RunResult(fields, curves, host, trainer.pid)
+
+
+def execute_run(task: RunTask, worker: Worker | None = None) -> str:
+    """Train one run and record it in the registry; returns the status recorded ('done', 'diverged', 'failed',
+    or 'pending' when it was interrupted from outside and will resume on the next submit)."""
+    registry = task.registry
+    result = train_run(task, worker, started=lambda pid, host: registry.mark_running(task.run_id, pid, host),
+                       alive=lambda: registry.heartbeat(task.run_id))
+    registry.finish(task.run_id, result.fields, result.curves)
+    return result.status
 
 
 class _Trainer:
