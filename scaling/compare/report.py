@@ -62,14 +62,17 @@ def markdown(col: Collected, cmp: Comparison, loss: LawFit, loss_tried: list[str
              notes: list[str], command: str | None) -> str:
     lines = (_header(col, cmp, command) + _summary_section(cmp) + _data(col, cmp) + _accuracy_laws(cmp) + _gains(cmp)
              + _loss_law(col, cmp, loss, loss_tried) + _checks(col))
-    warnings = col.warnings + cmp.warnings + notes
-    if warnings:
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]
+    return "\n".join(lines + warnings_and_figures(col.warnings + cmp.warnings + notes, figures)) + "\n"
+
+
+def warnings_and_figures(warnings: list[str], figures: list[Path]) -> list[str]:
+    """The closing sections of a report.md: its warnings, then each PNG with a link to its SVG."""
+    lines = ["", "## Warnings", ""] + [f"- {w}" for w in warnings] if warnings else []
     lines += ["", "## Figures", ""]
     for path in figures:
         if path.suffix == ".png":
             lines += [f"![{path.stem}]({path.name})", f"({path.stem}: [SVG]({path.stem}.svg))", ""]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _header(col: Collected, cmp: Comparison, command: str | None) -> list[str]:

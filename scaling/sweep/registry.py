@@ -1,7 +1,8 @@
 """The results registry: SWEEP_DIR/registry.sqlite, one row per run. Its schema is a contract
 (`scaling fit` reads it): columns may be added, never renamed or removed.
 
-Many writers at once (local subprocess threads, Ray tasks): every write is its own short
+Written only on the submitting machine (SQLite's WAL needs one host's shared memory; Ray tasks return their
+results to the driver, which records them), but by many threads at once: every write is its own short
 `BEGIN IMMEDIATE` transaction on a fresh connection, WAL mode lets readers proceed meanwhile, and
 `database is locked` is retried with backoff on top of sqlite's own busy timeout.
 """

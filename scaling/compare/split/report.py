@@ -9,7 +9,7 @@ import datetime
 import json
 from pathlib import Path
 
-from scaling.compare.report import _ci, _v, html
+from scaling.compare.report import _ci, _v, html, warnings_and_figures
 from scaling.compare.split.analysis import Budget, ExchangeRate, SplitAnalysis
 from scaling.compare.split.collect import CACHE_FILE, SplitData
 from scaling.laws.isoflop import format_flops
@@ -42,13 +42,7 @@ def markdown(d: SplitData, a: SplitAnalysis, rates: list[ExchangeRate], figures:
              f"Intervals: 95% percentile bootstrap over runs within a budget, {a.bootstrap} replicates." if a.bootstrap
              else "No bootstrap intervals (bootstrap 0).", ""]
     lines += _summary(a, rates) + _profiles(d, a) + _trend(a) + _test_time(d, rates)
-    if warnings:
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]
-    lines += ["", "## Figures", ""]
-    for path in figures:
-        if path.suffix == ".png":
-            lines += [f"![{path.stem}]({path.name})", f"({path.stem}: [SVG]({path.stem}.svg))", ""]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + warnings_and_figures(warnings, figures)) + "\n"
 
 
 def _summary(a: SplitAnalysis, rates: list[ExchangeRate]) -> list[str]:
