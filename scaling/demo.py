@@ -54,6 +54,7 @@ def run_demo(out: Path, sweeps: DemoSweeps | None = None, max_parallel: int = 2,
     sampled pass@k) and the bootstrap seed of every fit. The held-out problems stay the same for every
     seed (a fixed test set), so seeds differ only in what they should. `metric`: see `scaling compare`."""
     from scaling.compare import run_compare
+    from scaling.headline import headline_numbers, write_headline
     from scaling.laws import Columns
     from scaling.plots import make_report
     from scaling.sweep.submit import submit
@@ -85,6 +86,7 @@ def run_demo(out: Path, sweeps: DemoSweeps | None = None, max_parallel: int = 2,
     cmp = run_compare(dirs["math"], dirs["rlvr"], dirs["compare"], bootstrap=bootstrap, seed=seed, metric=metric,
                       log=say)
     summary = summary_lines(laws.fits, cmp.comparison, cmp.collected.metric_name)
+    write_headline(out, headline_numbers(laws.fits, cmp.comparison, seed, cmp.collected.metric_name))
     say(f"\nDone in {_clock(time.time() - started)}. Reports:\n  {dirs['compare'] / 'report.md'}\n"
         f"  {dirs['laws'] / 'report.md'}\nFigures: {dirs['laws']}/*.png, {dirs['compare']}/*.png\n")
     for line in summary:

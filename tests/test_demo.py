@@ -84,3 +84,38 @@ def test_demo_with_a_missing_sweep_file_exits_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "nope.yaml" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_headline_numbers_line_up_across_seeds_and_their_spread_is_reported(demo, tmp_path, capsys):
+    root, _, result, _ = demo
+    out = root / "out"
+    head = json.loads((out / "headline.json").read_text())
+    numbers = head["numbers"]
+    assert head["seed"] == 0 and head["metric"] == "sampled pass@1"
+    pre = result["compare"].comparison.slopes["pretrain"]
+    assert numbers["pretraining: sampled pass@1 per decade of compute"] == {"value": pytest.approx(pre.value),
+                                                                            "ci": pytest.approx(list(pre.ci))}
+    assert ("isoFLOP exponent a (N_opt ∝ C^a)" in numbers) == ("isoflop" in result["laws"].fits)
+    # Keyed by the RL run's base model, not by run ids, which differ between seeds.
+    assert sum(name.startswith("RL from math") and name.endswith("gain over the run") for name in numbers) == 2
+    assert not any(r["run_id"] in name for r in Registry(out / "math/registry.sqlite").runs() for name in numbers)
+
+    # Another seed's demo: the same numbers, each moved by 0.01.
+    other = tmp_path / "seed1"
+    other.mkdir()
+    shifted = {name: {**n, "value": n["value"] + 0.01} for name, n in numbers.items()}
+    (other / "headline.json").write_text(json.dumps({**head, "seed": 1, "numbers": shifted}))
+    report = tmp_path / "floor"
+    assert main(["demo", "--noise-floor", str(out), str(other), "--out", str(report)]) == 0
+    floor = json.loads((report / "noise_floor.json").read_text())
+    assert floor["seeds"] == [0, 1] and len(floor["rows"]) == len(numbers)
+    assert all(row["spread"] == pytest.approx(0.01) for row in floor["rows"])
+    assert "| seed 0 | seed 1 | spread |" in (report / "noise_floor.md").read_text()
+    capsys.readouterr()
+
+    # One demo, or the same seed twice, says nothing about seed noise: refused in one line.
+    for dirs in ([out], [out, out]):
+        assert main(["demo", "--noise-floor", *map(str, dirs), "--out", str(tmp_path / "no")]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert main(["demo", "--noise-floor", str(out), str(tmp_path), "--out", str(tmp_path / "no")]) == 2
+    assert "headline.json" in capsys.readouterr().err

@@ -12,7 +12,9 @@ Run the lab's main job on the built-in corpora, on CPU:
   2. a pretraining sweep on synthetic-math (sweeps/demo-math-cpu.yaml)
   3. an RLVR (GRPO) sweep from its most-trained models (sweeps/rlvr-cpu.yaml)
   4. the loss laws of sweep 1 (`scaling plot`), and 5. `scaling compare` of sweeps 2 and 3.
---seed S reruns all of it with other seeds, into runs/demo-seedS.
+--seed S reruns all of it with other seeds, into runs/demo-seedS; each demo also writes OUT/headline.json.
+--noise-floor DIR DIR... reads two or more demos of different seeds and reports how much each headline
+number moves from seed to seed (OUT/noise_floor.md, default runs/demo-noise-floor).
 Ends with the paths of the reports and figures and a five-line summary of the fitted laws.
 Everything resumes: a second `scaling demo` reuses finished runs and evaluations and only refits.
 """
@@ -31,6 +33,8 @@ def register(subparsers) -> None:
     p.add_argument("--metric", choices=("pass@1", "greedy"), default="pass@1",
                    help="accuracy of the comparison: sampled pass@1 (mean over the RL evaluation's samples, default) "
                         "or greedy pass@1")
+    p.add_argument("--noise-floor", nargs="+", default=None, metavar="DEMO_DIR",
+                   help="run nothing: the seed-to-seed spread of the headline numbers of these demos' folders")
     p.add_argument("--max-parallel", type=int, default=2, metavar="K", help="runs at once (default 2)")
     p.add_argument("--bootstrap", type=int, default=200, metavar="K", help="bootstrap replicates (default 200)")
     for name, what in (("isoflop", "the isoFLOP pretraining sweep"), ("math", "the synthetic-math pretraining sweep"),
@@ -46,6 +50,14 @@ def run(args) -> int:
 
     from scaling.outputs import check_writable_dir
 
+    if args.noise_floor is not None:
+        from scaling.headline import write_noise_floor
+
+        out = Path(args.out or "runs/demo-noise-floor")
+        check_writable_dir(str(out), "--out")
+        path, text = write_noise_floor([Path(d) for d in args.noise_floor], out)
+        print(text + f"\nwritten: {path} (and noise_floor.json)")
+        return 0
     if args.seed < 0:
         raise UserError(f"--seed {args.seed}: must be >= 0")
     out = Path(args.out) if args.out is not None else default_out(args.seed)
