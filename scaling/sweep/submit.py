@@ -71,11 +71,15 @@ def submit(path: str | Path, out: str | Path, executor: str = "local", max_paral
             finally:
                 progress.close()
             print(f"sweep: {progress.line().rsplit(', ETA', 1)[0]}")
+    interrupted = [r.name for r in plan.runs if statuses[r.run_id] in ("pending", "running")]
+    if interrupted:  # e.g. a lost Ray node: not a result yet, and an unattended caller must see it (exit 1)
+        print(f"scaling sweep: {len(interrupted)} of {len(plan.runs)} runs were interrupted (first: {interrupted[0]}); "
+              "submit again to resume them from their checkpoints", file=sys.stderr)
     failed = [r.name for r in plan.runs if statuses[r.run_id] == "failed"]
     if failed:
         raise RunFailed(f"{len(failed)} of {len(plan.runs)} runs failed (first: {failed[0]}); see "
                         f"{sweep_dir}/logs/ and `scaling sweep status {sweep_dir}`")
-    return 0
+    return 1 if interrupted else 0
 
 
 def _refuse_foreign_rows(registry: Registry, plan: Plan, sweep_dir: Path) -> None:
