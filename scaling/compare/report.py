@@ -11,6 +11,7 @@ import json
 import math
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 from scaling.compare.analysis import IN_RANGE, UNDEFINED, Comparison, LawFit, Slope
 from scaling.compare.collect import CACHE_FILE, Collected
@@ -238,12 +239,16 @@ def write_text_outputs(col, cmp, loss, loss_tried, figures, notes, command, out_
     """report.md, report.html (when markdown-it is there) and compare.json, into out_dir (where the
     figures already are)."""
     text = markdown(col, cmp, loss, loss_tried, figures, notes, command)
+    return write_report_files(out_dir, text, figures, lambda files: to_json(col, cmp, loss, loss_tried, files, notes))
+
+
+def write_report_files(out_dir: Path, text: str, figures: list[Path], to_json: Callable[[list[Path]], dict]) -> list[Path]:
+    """report.md, report.html (when markdown-it is there) and compare.json (`to_json(every file written)`)."""
     md, page, js = out_dir / "report.md", html(text, out_dir), out_dir / "compare.json"
     md.write_text(text)
     written = [md]
     if page is not None:
         (out_dir / "report.html").write_text(page)
         written.append(out_dir / "report.html")
-    files = figures + written + [js]
-    js.write_text(json.dumps(to_json(col, cmp, loss, loss_tried, files, notes), indent=1, allow_nan=False) + "\n")
+    js.write_text(json.dumps(to_json(figures + written + [js]), indent=1, allow_nan=False) + "\n")
     return written + [js]

@@ -6,10 +6,9 @@ the law finds it, and with the law's reason where it does not. The exchange rate
 from __future__ import annotations
 
 import datetime
-import json
 from pathlib import Path
 
-from scaling.compare.report import _ci, _v, html, warnings_and_figures
+from scaling.compare.report import _ci, _v, warnings_and_figures, write_report_files
 from scaling.compare.split.analysis import Budget, ExchangeRate, SplitAnalysis
 from scaling.compare.split.collect import CACHE_FILE, SplitData
 from scaling.laws.isoflop import format_flops
@@ -173,12 +172,4 @@ def to_json(d: SplitData, a: SplitAnalysis, rates: list[ExchangeRate], files: li
 
 def write_text_outputs(d, a, rates, figures, command, warnings, out_dir: Path) -> list[Path]:
     text = markdown(d, a, rates, figures, command, warnings)
-    md, page, js = out_dir / "report.md", html(text, out_dir), out_dir / "compare.json"
-    md.write_text(text)
-    written = [md]
-    if page is not None:
-        (out_dir / "report.html").write_text(page)
-        written.append(out_dir / "report.html")
-    files = figures + written + [js]
-    js.write_text(json.dumps(to_json(d, a, rates, files, warnings), indent=1, allow_nan=False) + "\n")
-    return written + [js]
+    return write_report_files(out_dir, text, figures, lambda files: to_json(d, a, rates, files, warnings))
