@@ -75,7 +75,8 @@ def noise_floor(demo_dirs: list[Path]) -> dict[str, Any]:
     if len(set(seeds)) < len(seeds):
         raise UserError(f"--noise-floor: the demos' seeds {seeds} repeat; a noise floor needs different seeds")
     if len({h["metric"] for h in heads}) > 1:
-        raise UserError(f"--noise-floor: the demos use different accuracy metrics ({sorted({h['metric'] for h in heads})})")
+        metrics = sorted({h["metric"] for h in heads})
+        raise UserError(f"--noise-floor: the demos use different accuracy metrics ({metrics})")
     shared = [n for n in heads[0]["numbers"] if all(n in h["numbers"] for h in heads)]
     rows = []
     for name in shared:
@@ -109,7 +110,8 @@ def noise_floor_markdown(floor: dict) -> str:
              "| number | " + " | ".join(f"seed {s}" for s in seeds) + " | spread |",
              "|---|" + "---:|" * (len(seeds) + 1)]
     for row in floor["rows"]:
-        cells = [f"{v:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "") for v, ci in zip(row["values"], row["cis"])]
+        cells = [f"{v:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
+                 for v, ci in zip(row["values"], row["cis"])]
         spread = f"{row['spread']:.3g}" + (f" ({row['ratio']:.3g}×)" if row["ratio"] else "")
         lines.append(f"| {row['number']} | " + " | ".join(cells) + f" | {spread} |")
     if floor["not_in_every_demo"]:

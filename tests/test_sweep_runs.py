@@ -199,7 +199,8 @@ def test_sigkill_of_a_worker_fails_only_its_run_which_a_retry_resumes(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     resumed = registry.run(victim["run_id"])
     assert resumed["status"] == "done" and resumed["attempts"] == 2
-    logged = [json.loads(line)["step"] for line in (out / resumed["run_dir"] / "metrics.jsonl").read_text().splitlines()]
+    lines = (out / resumed["run_dir"] / "metrics.jsonl").read_text().splitlines()
+    logged = [json.loads(line)["step"] for line in lines]
     assert logged == sorted(set(logged))  # resumed from its checkpoint: no step logged twice
 
 

@@ -242,7 +242,8 @@ def write_text_outputs(col, cmp, loss, loss_tried, figures, notes, command, out_
     return write_report_files(out_dir, text, figures, lambda files: to_json(col, cmp, loss, loss_tried, files, notes))
 
 
-def write_report_files(out_dir: Path, text: str, figures: list[Path], to_json: Callable[[list[Path]], dict]) -> list[Path]:
+def write_report_files(out_dir: Path, text: str, figures: list[Path],
+                       to_json: Callable[[list[Path]], dict]) -> list[Path]:
     """report.md, report.html (when markdown-it is there) and compare.json (`to_json(every file written)`)."""
     md, page, js = out_dir / "report.md", html(text, out_dir), out_dir / "compare.json"
     md.write_text(text)

@@ -159,7 +159,8 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
 
     history = meta["eval_history"]
     summary = {
-        "status": "done" if diverged is None else "diverged", "kind": "rlvr", "task": task.name, "task_params": cfg.task.params,
+        "status": "done" if diverged is None else "diverged", "kind": "rlvr", "task": task.name,
+        "task_params": cfg.task.params,
         "init_run": str(Path(init_dir).resolve()), "model": init_cfg.model.name,
         "n_params": counts.n_params, "n_params_nonembedding": counts.n_nonembedding, "n_params_active": counts.n_active,
         "init_flops_6n": init_flops["6n"], "init_flops_full": init_flops["full"],
