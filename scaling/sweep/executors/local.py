@@ -25,7 +25,7 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._idle: queue.SimpleQueue[Worker] = queue.SimpleQueue()
         for _ in range(0 if process_per_run else max_parallel):  # they import JAX while the sweep starts
-                self._idle.put(self._new_worker())
+            self._idle.put(self._new_worker())
 
     def _new_worker(self) -> Worker:
         worker = Worker(self._worker_log)
