@@ -94,6 +94,15 @@ def test_status_of_an_rlvr_sweep_shows_rl_compute_and_accuracy(rl_sweep, capsys)
         assert f"{row['accuracy']:.4f}" in line and f"{row['init_flops']:.3g}" in line
 
 
+def test_compare_of_rl_runs_that_draw_no_samples_refuses_sampled_pass_at_1(pretrain_sweep, rl_sweep, tmp_path,
+                                                                          capsys):
+    _, out, _ = rl_sweep  # eval.pass_k = 1: greedy answers only
+    code = main(["compare", str(pretrain_sweep), str(out), "--out", str(tmp_path / "cmp"), "--metric", "pass@1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "eval.pass_k" in err and "--metric greedy" in err
+    assert not (tmp_path / "cmp").exists() or not any((tmp_path / "cmp").iterdir())  # refused before writing
+
+
 # -- expansion, on fake pretraining runs --------------------------------------------------------
 
 def fake_pretrain_sweep(root: Path) -> Path:
