@@ -119,7 +119,10 @@ def plot_best_share_vs_compute(ax, a: SplitAnalysis):
     shares = [b.best_measured[0] for b in a.budgets] + [b.share_opt for b in a.budgets if b.share_opt is not None]
     ax.set_ylim(-0.03, max(0.2, max(shares) * 1.3) + (0.25 if refusal else 0))
     ax.set_title("")  # the figure's title says it
-    ax.legend(loc="upper right", fontsize=8)
+    if refusal:  # the reason's box fills the top of the axes: the legend goes below them
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8, frameon=False)
+    else:
+        ax.legend(loc="upper right", fontsize=8)
 
 
 def _model_norm(models: list[dict]):
