@@ -78,9 +78,11 @@ def plot_iso_compute(ax, a: SplitAnalysis, metric: str):
         interval = f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else " (no interval)"
         ax.plot([], [], "o-", color=c, ms=5, label=f"C = {format_flops(b.C)}: best share {b.share_opt:.3g}{interval}")
     handles, labels = ax.get_legend_handles_labels()
-    handles += [Line2D([], [], marker="*", color="black", linestyle="none", markersize=11),
-                Line2D([], [], color=GREY, lw=0.9, ls=":")]
-    labels += ["fitted best share (95% CI)", "measured: mean per share"]
+    if any(not b.reason for b in a.budgets):  # a star is drawn only where the law found an optimum
+        handles.append(Line2D([], [], marker="*", color="black", linestyle="none", markersize=11))
+        labels.append("fitted best share (95% CI)")
+    handles.append(Line2D([], [], color=GREY, lw=0.9, ls=":"))
+    labels.append("measured: mean per share")
     ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False,
               fontsize=8)
     top = max(max(b.accuracy) for b in a.budgets)
