@@ -13,8 +13,9 @@ from flax import nnx
 
 from scaling.config.rl import RLConfig
 from scaling.errors import RunFailed, UserError
-from scaling.model.accounting import count_model
 from scaling.data import get_tokenizer
+from scaling.model.accounting import count_model
+from scaling.parallel import make_mesh
 from scaling.rl.checkpoints import load_policy, load_policy_config
 from scaling.rl.compute import step_flops
 from scaling.rl.evaluate import EvalSettings, evaluate_policy
@@ -22,7 +23,6 @@ from scaling.rl.grpo import group_advantages, informative_groups
 from scaling.rl.policy import make_policy_fns, rollout_batch
 from scaling.rl.tasks import get_task
 from scaling.rl.validate import check_task_fits_model, cut_off_answers_warning
-from scaling.parallel import make_mesh
 from scaling.runtime import enable_compilation_cache
 from scaling.sampling import decode_completions, generate, left_pad
 from scaling.train.checkpoint import Checkpointer, abstract_like
