@@ -119,3 +119,6 @@ def test_headline_numbers_line_up_across_seeds_and_their_spread_is_reported(demo
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert main(["demo", "--noise-floor", str(out), str(tmp_path), "--out", str(tmp_path / "no")]) == 2
     assert "headline.json" in capsys.readouterr().err
+    # Its report never lands in a sweep's (or run's) own files.
+    assert main(["demo", "--noise-floor", str(out), str(other), "--out", str(out / "math")]) == 2
+    assert "is a sweep directory" in capsys.readouterr().err and not (out / "math/noise_floor.md").exists()

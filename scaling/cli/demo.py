@@ -52,9 +52,9 @@ def run(args) -> int:
 
     if args.noise_floor is not None:
         from scaling.headline import write_noise_floor
+        from scaling.outputs import check_output_dir
 
-        out = Path(args.out or "runs/demo-noise-floor")
-        check_writable_dir(str(out), "--out")
+        out = check_output_dir(args.out or "runs/demo-noise-floor", "--out")  # never into a run's or sweep's files
         path, text = write_noise_floor([Path(d) for d in args.noise_floor], out)
         print(text + f"\nwritten: {path} (and noise_floor.json)")
         return 0
