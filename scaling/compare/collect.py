@@ -150,6 +150,13 @@ def evaluate_model(run_dir: Path, s: EvalSettings, task=None) -> dict[str, float
                            s, step=0)
 
 
+def append_cache(path: Path, record: dict) -> None:
+    """One evaluation's record, appended as soon as it is done: an interrupted report keeps its work."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
 def read_cache(path: Path) -> dict[str, dict]:
     """key -> record; the last line for a key wins, and a torn last line (killed mid-write) is skipped."""
     out = {}
@@ -282,9 +289,7 @@ def _pretrain_points(sweep, pre_dir, pre_rows, settings, out_dir: Path, reevalua
                                 f"{e}") from None
             record = {"key": key, "run_id": row["run_id"], "name": row["name"], "run_dir": str(run_dir), "step": step,
                       "settings": settings.to_json(), "metrics": metrics, "wall_s": round(time.time() - started, 3)}
-            out_dir.mkdir(parents=True, exist_ok=True)
-            with open(cache_path, "a") as fh:  # appended as each finishes: an interrupted compare keeps its work
-                fh.write(json.dumps(record) + "\n")
+            append_cache(cache_path, record)
             evaluated += 1
         metrics = record["metrics"]
         points.append(PretrainPoint(

@@ -11,8 +11,6 @@ an interrupted report keeps its work, a second one evaluates nothing. The sweep'
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,11 +120,6 @@ def _settings(cfg, k: int, problems: int) -> TestTimeSettings:
                             cfg.seed + EVAL_SEED_OFFSET)
 
 
-def cache_key(settings: TestTimeSettings, run_id: str, step: int) -> str:
-    text = json.dumps({"run_id": run_id, "step": step, **settings.to_json()}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def _models(sweep: Path, rows: list[dict]) -> list[dict]:
     """The evaluated models: every finished pretraining run, and every finished RL run with f > 0, with
     its training compute (full convention: pretraining, or its base's pretraining + its RL FLOPs)."""
@@ -151,7 +144,7 @@ def _models(sweep: Path, rows: list[dict]) -> list[dict]:
 
 def _test_time(sweep: Path, rows: list[dict], settings: TestTimeSettings, out_dir: Path, reevaluate: bool, log,
                warnings: list[str]) -> tuple[list[dict], int]:
-    from scaling.compare.collect import _checkpoint_step, read_cache
+    from scaling.compare.collect import _checkpoint_step, append_cache, cache_key, read_cache
 
     cache_path = out_dir / CACHE_FILE
     cache = {} if reevaluate else read_cache(cache_path)
@@ -171,9 +164,7 @@ def _test_time(sweep: Path, rows: list[dict], settings: TestTimeSettings, out_di
             curve = _evaluate(sweep, model, settings, task)
             record = {"key": key, "run_id": model["run_id"], "step": step, "settings": settings.to_json(),
                       "curve": curve, "wall_s": round(time.time() - started, 3)}
-            out_dir.mkdir(parents=True, exist_ok=True)
-            with open(cache_path, "a") as fh:
-                fh.write(json.dumps(record) + "\n")
+            append_cache(cache_path, record)
             evaluated += 1
         out.append({**model, "checkpoint_step": step, **record["curve"]})
     return out, evaluated
