@@ -33,6 +33,8 @@ def maybe_initialize_distributed() -> bool:
     detected = any(k in os.environ for k in ("SLURM_JOB_ID", "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES"))
     if not (explicit or detected):
         return False
+    if jax.distributed.is_initialized():  # a sweep worker's second run in the same process
+        return True
     if explicit:
         count, index = _env_int("JAX_NUM_PROCESSES", 1), _env_int("JAX_PROCESS_ID", 0)
         if index >= count:
