@@ -57,7 +57,6 @@ def run_demo(out: Path, sweeps: DemoSweeps | None = None, max_parallel: int = 2,
     from scaling.headline import headline_numbers, write_headline
     from scaling.laws import Columns
     from scaling.plots import make_report
-    from scaling.sweep.submit import submit
 
     sweeps = sweeps or DemoSweeps.bundled()
     sweeps.check()
@@ -72,11 +71,11 @@ def run_demo(out: Path, sweeps: DemoSweeps | None = None, max_parallel: int = 2,
         say(f"\n[{n}/5 {_clock(time.time() - started)}] {text}")
 
     step(1, f"pretraining isoFLOP sweep on stdlib-code ({sweeps.isoflop.name}, seed {seed}) → {dirs['isoflop']}")
-    _submit(submit, files["isoflop"], dirs["isoflop"], max_parallel)
+    _submit(files["isoflop"], dirs["isoflop"], max_parallel)
     step(2, f"pretraining sweep on synthetic-math ({sweeps.math.name}, seed {seed}) → {dirs['math']}")
-    _submit(submit, files["math"], dirs["math"], max_parallel)
+    _submit(files["math"], dirs["math"], max_parallel)
     step(3, f"RLVR sweep from the math models ({sweeps.rlvr.name}, seed {seed}) → {dirs['rlvr']}")
-    _submit(submit, files["rlvr"], dirs["rlvr"], max_parallel)
+    _submit(files["rlvr"], dirs["rlvr"], max_parallel)
     step(4, f"fitting the loss laws of sweep 1 → {dirs['laws']}")
     # The fits read the sweep's design N (active non-embedding parameters) from its registry by default.
     laws = make_report(dirs["isoflop"], dirs["laws"], Columns(), bootstrap=bootstrap, seed=seed,
@@ -94,8 +93,10 @@ def run_demo(out: Path, sweeps: DemoSweeps | None = None, max_parallel: int = 2,
     return {"dirs": dirs, "summary": summary, "laws": laws, "compare": cmp}
 
 
-def _submit(submit, sweep_file: Path, sweep_dir: Path, max_parallel: int) -> None:
+def _submit(sweep_file: Path, sweep_dir: Path, max_parallel: int) -> None:
     """One sweep of the demo; the next step needs all of its runs, so an interrupted one stops the demo."""
+    from scaling.sweep.submit import submit
+
     if submit(sweep_file, sweep_dir, max_parallel=max_parallel):
         raise RunFailed(f"{sweep_dir}: some runs were interrupted; run the demo again to resume them")
 
