@@ -70,7 +70,8 @@ def test_tiny_model_on_synthetic_math_learns_well_below_unigram_entropy(tmp_path
 
 
 def _train_subprocess(config: Path, out: Path, devices: int = 1, extra: tuple = ()) -> subprocess.Popen:
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    patience = "--xla_cpu_collective_call_terminate_timeout_seconds=1800"  # as in conftest: a loaded box is slow
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices} {patience}"}
     return subprocess.Popen([sys.executable, "-m", "scaling", "train", str(config), "--out", str(out), "--quiet",
                              *extra],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
