@@ -1,4 +1,5 @@
 """synthetic-math: procedural, deterministic, and in exactly the RL arithmetic task's format."""
+import itertools
 import json
 import random
 
@@ -88,7 +89,7 @@ def test_eval_set_is_fixed_and_held_out(tmp_path):
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x["inputs"], y["inputs"])
     assert 0.9 < a.bytes_per_token < 1.0
-    held_out = {p.prompt for p in arithmetic.eval_problems(cfg.math, 300)}
+    held_out = {p.prompt for p in itertools.islice(arithmetic.iter_eval_problems(cfg.math), 5000)}
     train_docs = _documents(next(build_train_iterator(cfg, seq_len=128, batch_size=32, seed=0, tokenizer=TOK)))
     assert not {d.split("\nA:")[0] + "\nA:" for d in train_docs} & held_out
     for doc in _documents(a.batches[0]):

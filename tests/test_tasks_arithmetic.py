@@ -127,3 +127,16 @@ def test_harder_tasks_have_longer_problems():
     easy = get_task("arithmetic", max_digits=1, max_steps=1).eval_problems(100)
     hard = get_task("arithmetic", min_digits=3, max_digits=3, min_steps=3, max_steps=3).eval_problems(100)
     assert sum(len(p.prompt) for p in hard) > 2 * sum(len(p.prompt) for p in easy)
+
+
+def test_held_out_problems_weigh_every_step_tier_equally():
+    """One-step one-digit problems are few (200, ~10 held out): an unstratified draw of distinct problems
+    would be mostly three-step ones, and the score would not be the mean over tiers the demo reports."""
+    math = MathConfig(max_digits=1, min_steps=1, max_steps=3, operations=["+", "-"])
+    held_out = arithmetic.eval_problems(math, 96)
+    steps = [len(p.steps) for p in held_out]
+    assert steps[:6] == [1, 2, 3, 1, 2, 3] and all(steps.count(s) == 32 for s in (1, 2, 3))
+    assert all(p.is_eval for p in held_out)
+    one_step = {p.expression for p in held_out if len(p.steps) == 1}
+    assert 3 <= len(one_step) < 32  # the tier's whole held-out space, repeated to fill its share
+    assert len({p.expression for p in held_out if len(p.steps) == 3}) == 32  # distinct where the space allows

@@ -39,8 +39,14 @@ def metric_label(metric: str, s: EvalSettings) -> str:
             f"{min(s.eval.pass_k_problems, s.eval.problems)} held-out problems")
 
 
+# Part of every cached evaluation's key: bump it when a task's held-out problem set changes, so that
+# reports made before do not mix old and new scores (2: arithmetic problems stratified by step count).
+EVAL_SET_VERSION = 2
+
+
 def cache_key(settings: EvalSettings, run_id: str, step: int) -> str:
-    text = json.dumps({"run_id": run_id, "step": step, **settings.to_json()}, sort_keys=True)
+    text = json.dumps({"run_id": run_id, "step": step, "eval_set": EVAL_SET_VERSION, **settings.to_json()},
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -132,11 +132,23 @@ def iter_eval_problems(cfg: MathConfig) -> Iterator[ArithmeticProblem]:
 
 
 def eval_problems(cfg: MathConfig, n: int) -> list[ArithmeticProblem]:
-    """The first `n` held-out problems; a problem space too small for `n` repeats its problems."""
-    found = list(itertools.islice(iter_eval_problems(cfg), n))
-    if not found:
-        raise ValueError(f"no held-out problems exist at this difficulty ({cfg})")
-    return [found[i % len(found)] for i in range(n)]
+    """`n` held-out problems for scoring, stratified by number of steps: problem i has
+    `min_steps + i % tiers` steps, so an accuracy over them is the mean over step tiers.
+
+    Drawn unstratified, distinct problems would mostly be the longest (one-digit one-step problems
+    number 200, of which ~10 are held out), and the score would hide the tiers a model has learned.
+    A tier whose space is too small for its share repeats its problems.
+    """
+    tiers = range(cfg.min_steps, cfg.max_steps + 1)
+    per_tier = -(-n // len(tiers))
+    drawn = []
+    for steps in tiers:
+        tier = cfg.model_copy(update={"min_steps": steps, "max_steps": steps})
+        found = list(itertools.islice(iter_eval_problems(tier), per_tier))
+        if not found:
+            raise ValueError(f"no held-out problems exist at this difficulty ({tier})")
+        drawn.append(found)
+    return [drawn[i % len(tiers)][(i // len(tiers)) % len(drawn[i % len(tiers)])] for i in range(n)]
 
 
 def _next_train_problem(rng: random.Random, cfg: MathConfig) -> ArithmeticProblem:
