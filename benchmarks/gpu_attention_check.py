@@ -149,7 +149,8 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", help=f"model ladder names, trained in bfloat16 (default {GPU['models']})")
     ap.add_argument("--batch", type=int, help=f"default {GPU['batch']}")
     ap.add_argument("--seq", type=int, help=f"default {GPU['seq']}")
-    ap.add_argument("--steps", type=int, help=f"train steps whose losses are compared and timed (default {GPU['steps']})")
+    ap.add_argument("--steps", type=int,
+                    help=f"train steps whose losses are compared and timed (default {GPU['steps']})")
     ap.add_argument("--repeats", type=int, help=f"timed windows; the fastest counts (default {GPU['repeats']})")
     ap.add_argument("--write", action="store_true", help="record the tables in BENCHMARKS.md")
     ap.add_argument("--cpu-smoke", action="store_true",
