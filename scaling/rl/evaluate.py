@@ -14,7 +14,6 @@ from math import comb
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
@@ -49,7 +48,7 @@ class Evaluator:
 
     def generate(self, states, toks: np.ndarray, valid: np.ndarray, sampling: SamplingConfig, key):
         """The sampler on one batch of left-padded prompts: (completions, lengths) as device arrays."""
-        prompts = self.place({"tokens": jnp.asarray(toks), "valid": jnp.asarray(valid)})
+        prompts = self.place({"tokens": toks, "valid": valid})  # host arrays, as the rollouts pass them
         with jax.set_mesh(self.mesh) if self.mesh is not None else nullcontext():
             out, lens, _ = generate(self.graphdef, states, prompts["tokens"], prompts["valid"], key, sampling=sampling,
                                     eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id)
