@@ -1,6 +1,6 @@
 """GRPO on a mesh: the same run on 8 simulated devices as on 1, for a dense and an MoE policy; the MoE
-router keeps its auxiliary losses and its aux-free bias updates in RL; a run whose loss stops being finite
-ends `diverged`, as pretraining does."""
+router keeps its auxiliary losses and its aux-free bias updates in RL; evaluation samples on the mesh as
+rollouts do; a run whose loss stops being finite ends `diverged`, as pretraining does."""
 import json
 from pathlib import Path
 
@@ -9,11 +9,15 @@ import numpy as np
 import pytest
 
 from scaling.config.base import validate
-from scaling.config.rl import RLConfig
+from scaling.config.model import MeshConfig
+from scaling.config.rl import EvalSettings, RLConfig, SamplingConfig
 from scaling.config.run import run_config_from_dict
 from scaling.errors import RunFailed
+from scaling.parallel import make_mesh
 from scaling.rl.checkpoints import load_policy
+from scaling.rl.evaluate import Evaluator, evaluate_policy
 from scaling.rl.loop import run_rl
+from scaling.rl.tasks import get_task
 from scaling.train import run_training
 
 MATH = {"min_digits": 1, "max_digits": 1, "min_steps": 1, "max_steps": 1, "operations": ["+", "-"]}
@@ -72,6 +76,29 @@ def test_rl_on_eight_devices_matches_one_device(bases, kind, tmp_path):
 def _router_biases(non_trainable) -> list:
     return [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(non_trainable)
             if any(getattr(k, "key", None) == "router_bias" for k in path)]
+
+
+def test_evaluation_samples_on_the_mesh_like_rollouts_and_matches_one_device(bases):
+    """Greedy pass@1 and sampled pass@k / maj@k of one policy on data 2 x fsdp 4 equal one device's (the
+    shapes of the RL runs above: their compiled sampler is reused), and the sampler's prompts and
+    completions are split over the data axes as the rollouts' are."""
+    settings = EvalSettings.of(rl({"devices": 1}, eval={"every": 3, "problems": 8, "pass_k": 2, "pass_k_problems": 4}))
+    task = get_task(settings.task.name, **settings.task.params)
+    problems = task.eval_problems(settings.eval.problems)
+    results = {}
+    for name, mesh_cfg in {"one": MeshConfig(devices=1), "eight": MeshConfig(devices=8, data=2, fsdp=4)}.items():
+        policy, mesh = load_policy(bases["dense"], mesh_cfg), make_mesh(mesh_cfg)
+        results[name] = evaluate_policy(policy.graphdef, policy.states, policy.tokenizer, task, problems, settings,
+                                        0, mesh)
+    assert results["one"] == results["eight"] and {"accuracy", "pass@2", "maj@2"} <= results["one"].keys()
+
+    evaluator = Evaluator(policy.graphdef, policy.tokenizer, task, settings.prompt_tokens, 6, mesh)
+    assert evaluator.batch_size == 8  # rounded up to the 8-way data-parallel size
+    toks = np.full((8, settings.prompt_tokens), policy.tokenizer.pad_id, np.int32)
+    out, lengths = evaluator.generate(policy.states, toks, np.ones_like(toks, bool),
+                                      SamplingConfig(max_new=6, temperature=0.0), jax.random.key(0))
+    for array in (out, lengths):
+        assert len(array.sharding.device_set) == 8 and array.sharding.shard_shape(array.shape)[0] == 1
 
 
 def poisoned_copy(run_dir: Path, into: Path) -> Path:

@@ -33,6 +33,10 @@ def run(args) -> int:
     if seq_len < 1:
         raise UserError(f"--seq-len: must be positive, got {seq_len}")
     c = count_model(cfg, seq_len)
+    from scaling.model.attention_impl import available_attention, current_platform, describe_attention
+
+    platform = current_platform()  # the kernel depends on where it runs: say which platform this is
+    attention = describe_attention(cfg, platform)
     rows = [
         ("parameters, total", c.n_params, "count as built (vocab padded to 128)"),
         ("  embedding", c.n_embedding, "token (+position) embedding and untied head"),
@@ -47,7 +51,9 @@ def run(args) -> int:
         rows += [(f"train FLOPs for {args.tokens:.3g} tokens, 6N", c.train_flops_per_token_6n * args.tokens, ""),
                  (f"train FLOPs for {args.tokens:.3g} tokens, full", c.train_flops_per_token_full * args.tokens, "")]
     if args.json:
-        out = {"model": cfg.name, "seq_len": seq_len, **c.as_dict()}
+        out = {"model": cfg.name, "seq_len": seq_len, **c.as_dict(),
+               "attention": {"set": cfg.attention, "platform": platform, "note": attention,
+                             "chosen": available_attention(cfg, platform)}}
         if cfg.moe:
             out["moe"] = {"n_experts": cfg.moe.n_experts, "top_k": cfg.moe.top_k, "every": cfg.moe.every}
         print(json.dumps(out))
@@ -70,4 +76,5 @@ def run(args) -> int:
             shown += f" ({value / 1e6:.2f}M)"
         table.add_row(name, shown, note)
     Console(width=120).print(table)
+    print(f"attention kernel (training, on this machine): {attention}")
     return 0

@@ -4,7 +4,9 @@ A run's id (and the check that a run directory holds "the same run" on resume) c
 optimizer, budget, seed and numerics. Progress display, TensorBoard, logging and checkpoint cadence,
 the data cache location and the mesh shape change no number a run produces (a different mesh only
 reorders float reductions), so turning on TensorBoard or resuming on another device count resumes the
-same run: the run directory's config.yaml then records the new settings.
+same run: the run directory's config.yaml then records the new settings. The attention kernel
+(model.attention: XLA einsums or cuDNN's fused kernel, "auto" picking per platform) is the same kind of
+setting: the same math, rounded differently, as on another platform.
 """
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ OPERATIONAL: tuple[str, ...] = (
     "train.tensorboard", "train.wandb", "train.progress",
     "log_every", "checkpoint_every", "keep_checkpoints", "tensorboard", "wandb", "progress",  # RL configs
 )
+# Implementation choices: hashed as one fixed value (the one every run had before the choice was offered, so
+# the ids of those runs are unchanged), recorded as set.
+IMPLEMENTATION: dict[str, Any] = {"model.attention": "xla"}
 # Registries whose run ids follow this rule carry it as SQLite's user_version (0: hashed everything).
 ID_SCHEME = 1
 
@@ -28,16 +33,26 @@ def canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
+def _parent(config: dict, path: str) -> tuple[dict | None, str]:
+    """The dict holding a dotted path's last key (None if the path is absent), and that key."""
+    *parents, leaf = path.split(".")
+    node = config
+    for key in parents:
+        node = node.get(key) if isinstance(node, dict) else None
+    return (node if isinstance(node, dict) else None), leaf
+
+
 def identity(config: dict) -> dict:
-    """The resolved config without its operational settings."""
+    """The resolved config without its operational settings, implementation choices at their fixed values."""
     kept = copy.deepcopy(config)
     for path in OPERATIONAL:
-        *parents, leaf = path.split(".")
-        node = kept
-        for key in parents:
-            node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, dict):
+        node, leaf = _parent(kept, path)
+        if node is not None:
             node.pop(leaf, None)
+    for path, hashed_as in IMPLEMENTATION.items():
+        node, leaf = _parent(kept, path)
+        if node is not None and leaf in node:
+            node[leaf] = hashed_as
     return kept
 
 

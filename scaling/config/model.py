@@ -57,7 +57,8 @@ class ModelConfig(StrictModel):
     tie_embeddings: bool = False
     z_loss: float = Field(0.0, ge=0)
     init_std: float = Field(0.02, gt=0)
-    attention: Literal["xla", "dot_product", "cudnn"] = "xla"
+    # "auto": cuDNN flash attention on NVIDIA GPUs where it takes the shapes, XLA elsewhere (model/attention_impl.py)
+    attention: Literal["auto", "xla", "dot_product", "cudnn"] = "auto"
     remat: Literal["none", "full", "dots", "dots_no_batch"] = "none"
     scan_layers: bool = True
     dtype: Literal["bfloat16", "float32"] = "bfloat16"
@@ -96,7 +97,24 @@ class ModelConfig(StrictModel):
             raise ValueError(f"head_dim: {self.d_head} must be even for rotary embeddings")
         if self.moe is not None and self.L % self.moe.every:
             raise ValueError(f"moe.every: L={self.L} layers is not a multiple of {self.moe.every}")
+        if self.attention == "cudnn" and cudnn_shape_problem(self, CUDNN_MAX_HEAD_DIM_HOPPER):
+            raise ValueError(f"attention: 'cudnn' cannot run this model: "
+                             f"{cudnn_shape_problem(self, CUDNN_MAX_HEAD_DIM_HOPPER)} (or use 'auto' or 'xla')")
         return self
+
+
+# cuDNN's fused attention kernel takes head dims that are multiples of 8 up to 128 (256 from Hopper on).
+CUDNN_MAX_HEAD_DIM = 128
+CUDNN_MAX_HEAD_DIM_HOPPER = 256
+
+
+def cudnn_shape_problem(cfg: ModelConfig, max_head_dim: int = CUDNN_MAX_HEAD_DIM) -> str | None:
+    """Why cuDNN's flash attention cannot take this model's attention, or None if it can."""
+    if cfg.dtype != "bfloat16":
+        return f"it needs dtype bfloat16, not {cfg.dtype}"
+    if cfg.d_head % 8 or cfg.d_head > max_head_dim:
+        return f"it needs a head_dim that is a multiple of 8 up to {max_head_dim}, not {cfg.d_head}"
+    return None
 
 
 MESH_AXES: tuple[str, ...] = ("data", "fsdp", "tensor", "expert")

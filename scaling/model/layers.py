@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from scaling.config.model import ModelConfig
+from scaling.model.attention_impl import resolve_attention
 from scaling.parallel import constrain
 
 
@@ -85,11 +86,11 @@ def attention(p: dict, x_BxSxD: jax.Array, sin_cos: tuple[jax.Array, jax.Array] 
     else:
         k_BxTxKxE, v_BxTxKxE, q_offset = k_BxSxKxE, v_BxSxKxE, 0
 
-    use_fused = cfg.attention in ("dot_product", "cudnn") and cache is None and kv_valid_BxT is None
-    if use_fused:
-        impl = "cudnn" if cfg.attention == "cudnn" else None
+    # Fused kernels take plain causal attention only: decoding (cache) and padded rollouts (kv_valid) use XLA.
+    impl = resolve_attention(cfg) if cache is None and kv_valid_BxT is None else "xla"
+    if impl != "xla":
         y_BxSxHxE = jax.nn.dot_product_attention(q_BxSxHxE, k_BxTxKxE, v_BxTxKxE, is_causal=True,
-                                                 implementation=impl)
+                                                 implementation="cudnn" if impl == "cudnn" else None)
     else:
         y_BxSxHxE = _xla_attention(q_BxSxHxE, k_BxTxKxE, v_BxTxKxE, q_offset, kv_valid_BxT)
     y_BxSxD = dense(y_BxSxHxE, p["wo"].astype(dt), n_in=2)

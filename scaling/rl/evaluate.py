@@ -8,20 +8,23 @@ pretraining and RL compute.
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass
 from math import comb
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from scaling.config.rl import EVAL_SEED_OFFSET, EvalSettings, SamplingConfig
 from scaling.rl.checkpoints import Policy, load_policy, rl_config_of
 from scaling.rl.compute import rollout_flops
+from scaling.rl.policy import batch_placer
 from scaling.rl.tasks import Problem, get_task
 from scaling.rl.validate import check_task_fits_model
 from scaling.sampling import decode_completions, generate, left_pad
+from scaling.train.step import data_parallel_size
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -33,11 +36,23 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 class Evaluator:
-    """Runs a task's problems through the sampler in fixed-size batches (one compiled shape)."""
+    """Runs a task's problems through the sampler in fixed-size batches (one compiled shape). On a mesh
+    (the RL run's) the prompts are placed as rollouts are, rows over the data axes, and the sampler is traced
+    with the mesh in context; the batch is then a multiple of the data-parallel size."""
 
-    def __init__(self, graphdef, tokenizer, task, prompt_len: int, batch_size: int):
+    def __init__(self, graphdef, tokenizer, task, prompt_len: int, batch_size: int, mesh: Mesh | None = None):
         self.graphdef, self.tokenizer, self.task = graphdef, tokenizer, task
-        self.prompt_len, self.batch_size = prompt_len, batch_size
+        dp = data_parallel_size(mesh)
+        self.prompt_len, self.batch_size = prompt_len, -(-batch_size // dp) * dp
+        self.mesh, self.place = mesh, batch_placer(mesh)
+
+    def generate(self, states, toks: np.ndarray, valid: np.ndarray, sampling: SamplingConfig, key):
+        """The sampler on one batch of left-padded prompts: (completions, lengths) as device arrays."""
+        prompts = self.place({"tokens": toks, "valid": valid})  # host arrays, as the rollouts pass them
+        with jax.set_mesh(self.mesh) if self.mesh is not None else nullcontext():
+            out, lens, _ = generate(self.graphdef, states, prompts["tokens"], prompts["valid"], key, sampling=sampling,
+                                    eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id)
+        return out, lens
 
     def completions(self, states, problems: list[Problem], sampling: SamplingConfig,
                     key) -> tuple[list[str], np.ndarray]:
@@ -47,9 +62,7 @@ class Evaluator:
             prompts = [self.tokenizer.encode(p.prompt) for p in chunk]
             prompts += [prompts[0]] * (self.batch_size - len(prompts))  # pad the batch to the compiled shape
             toks, valid = left_pad(prompts, self.prompt_len, self.tokenizer.pad_id)
-            out, lens, _ = generate(self.graphdef, states, jnp.asarray(toks), jnp.asarray(valid),
-                                    jax.random.fold_in(key, start), sampling=sampling,
-                                    eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id)
+            out, lens = self.generate(states, toks, valid, sampling, jax.random.fold_in(key, start))
             out, lens = np.asarray(out)[: len(chunk)], np.asarray(lens)[: len(chunk)]
             texts += decode_completions(self.tokenizer, out, lens)
             lengths.append(lens)
@@ -139,12 +152,12 @@ def accuracy_vs_samples(evaluator: Evaluator, states, counts, problems: list[Pro
 
 
 def evaluate_policy(graphdef, states, tokenizer, task, problems: list[Problem], s: EvalSettings,
-                    step: int) -> dict[str, float]:
+                    step: int, mesh: Mesh | None = None) -> dict[str, float]:
     """The RL evaluation of a policy at RL step `step`: greedy pass@1 (and mean response length) on
     `problems` (the task's first s.eval.problems held-out ones), and, when eval.pass_k > 1, sampled
-    pass@k and maj@k on the first eval.pass_k_problems of them. The RL loop records it at every eval;
-    `scaling compare` applies it, at step 0, to each pretrained model."""
-    evaluator = Evaluator(graphdef, tokenizer, task, s.prompt_tokens, min(s.eval.batch_size, s.eval.problems))
+    pass@k and maj@k on the first eval.pass_k_problems of them. The RL loop records it at every eval, on
+    its mesh; `scaling compare` applies it, at step 0, to each pretrained model."""
+    evaluator = Evaluator(graphdef, tokenizer, task, s.prompt_tokens, min(s.eval.batch_size, s.eval.problems), mesh)
     accuracy, mean_len = evaluator.greedy_accuracy(states, problems, s.sampling.max_new)
     metrics = {"accuracy": accuracy, "eval_response_len": mean_len}
     if s.eval.pass_k > 1:

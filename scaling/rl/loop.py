@@ -85,7 +85,7 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
                   "flops_full": meta["flops"]["total"], "flops_6n": meta["flops"]["total_6n"],
                   "tokens": meta["tokens_generated"]}
         record |= evaluate_policy(graphdef, (state["params"], state["rest"]), tokenizer, task, eval_problems,
-                                  eval_settings, step)
+                                  eval_settings, step, mesh)
         meta["eval_history"].append(record)
         progress.note(f"step {step}: pass@1 {record['accuracy']:.3f} at {record['rl_flops']:.3g} RL FLOPs")
         return record

@@ -74,15 +74,20 @@ def make_policy_fns(graphdef, tx: optax.GradientTransformation, cfg: GRPOConfig,
         return sequence_logprobs(graphdef, params, non_trainable, batch)[0]
 
     if mesh is None:
-        return PolicyFns(jax.jit(logprobs), jax.jit(update, donate_argnums=0), lambda batch: batch)
-    rows = NamedSharding(mesh, batch_spec(mesh))  # [B, T] arrays: rows over the data axes
-    per_row = NamedSharding(mesh, P(*batch_spec(mesh)[:1]))  # [B] arrays (advantages)
+        return PolicyFns(jax.jit(logprobs), jax.jit(update, donate_argnums=0), batch_placer(None))
+    rows = NamedSharding(mesh, batch_spec(mesh))
     replicated = NamedSharding(mesh, P())
-
-    def place_batch(batch: dict) -> dict:
-        return {k: jax.device_put(v, rows if np.ndim(v) == 2 else per_row) for k, v in batch.items()}
-
     return PolicyFns(
         jax.jit(traced_on(mesh, logprobs), out_shardings=rows),
         jax.jit(traced_on(mesh, update), donate_argnums=0, out_shardings=(shardings, replicated)),
-        place_batch)
+        batch_placer(mesh))
+
+
+def batch_placer(mesh: Mesh | None) -> Callable[[dict], dict]:
+    """How rollouts, updates and evaluation put a numpy batch on the mesh: [B, T] arrays with their rows over
+    the data axes, [B] arrays (advantages) alike; without a mesh the batch stays as it is."""
+    if mesh is None:
+        return lambda batch: batch
+    rows = NamedSharding(mesh, batch_spec(mesh))
+    per_row = NamedSharding(mesh, P(*batch_spec(mesh)[:1]))
+    return lambda batch: {k: jax.device_put(v, rows if np.ndim(v) == 2 else per_row) for k, v in batch.items()}

@@ -14,6 +14,7 @@ from scaling.config.run import RunConfig
 from scaling.data import build_eval_set, build_train_iterator, get_tokenizer
 from scaling.errors import RunFailed, UserError
 from scaling.model import build_model
+from scaling.model.attention_impl import resolve_attention
 from scaling.parallel import is_primary, make_mesh, on_primary
 from scaling.parallel.distributed import check_batch_split, compiled_together
 from scaling.runtime import enable_compilation_cache
@@ -34,8 +35,8 @@ def check_vocab(cfg: RunConfig, tokenizer) -> None:
                         f"({tokenizer.vocab_size}): set model.V to at least {tokenizer.vocab_size}")
 
 
-def prepare(cfg: RunConfig):
-    """Everything that can fail on bad input, done before the run directory is touched."""
+def check_run(cfg: RunConfig):
+    """Every check of bad input that needs no data; returns the budget, the mesh and the tokenizer."""
     budget = plan_budget(cfg)
     tokenizer = get_tokenizer(cfg.data)
     check_vocab(cfg, tokenizer)
@@ -47,6 +48,14 @@ def prepare(cfg: RunConfig):
         raise UserError(f"train.batch_size: {cfg.train.batch_size} sequences / grad_accum={cfg.train.grad_accum} "
                         f"is not divisible by the {dp}-way data-parallel mesh")
     check_batch_split(NamedSharding(mesh, batch_spec(mesh)), cfg.train.batch_size)
+    resolve_attention(cfg.model)  # a kernel this platform lacks is refused here, not halfway through tracing
+    return budget, mesh, tokenizer
+
+
+def prepare(cfg: RunConfig):
+    """Everything that can fail on bad input, done before the run directory is touched."""
+    budget, mesh, tokenizer = check_run(cfg)
+    dp = data_parallel_size(mesh)
     train_iter = build_train_iterator(cfg.data, seq_len=cfg.train.seq_len, batch_size=cfg.train.batch_size,
                                       seed=cfg.train.seed, tokenizer=tokenizer)
     eval_set = build_eval_set(cfg.data, seq_len=cfg.train.seq_len, batch_size=max(dp, min(cfg.train.batch_size, 32)),
@@ -123,6 +132,7 @@ def summary_of(cfg: RunConfig, budget: Budget, status: str, meta: dict, **extra)
         "eval_bpb": last_eval.get("eval_bpb"),
         "wall_s": meta["wall_s"],
         "device": device_description(),
+        "attention": resolve_attention(cfg.model),  # the kernel "auto" picked here (config.yaml says what was set)
         "eval_history": meta["eval_history"],
         **extra,
     }

@@ -49,6 +49,11 @@ def claim_run_dir(run_dir: Path, cfg) -> bool:
     return existing is not None
 
 
+def check_run_dir(run_dir: Path, cfg) -> bool:
+    """What claim_run_dir would refuse, refused without writing anything; True if RUN_DIR holds this run."""
+    return _check_claim(run_dir, config_dict(cfg)) is not None
+
+
 def _check_claim(run_dir: Path, resolved: dict) -> dict | None:
     """RUN_DIR's recorded config if it holds this run (same identity), None if it is new or empty; refuses
     anything else."""
