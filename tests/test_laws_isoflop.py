@@ -49,3 +49,19 @@ def test_bootstrap_covers_the_exponent_and_holdout_predicts_the_largest_budget()
 def test_fewer_than_two_usable_budgets_is_a_user_error():
     with pytest.raises(UserError, match="need at least 2"):
         fit("isoflop", _points(isoflop_runs(budgets=(1e19,))))
+
+
+def test_bootstrap_intervals_cover_the_truth_at_about_their_nominal_rate():
+    """The fixed-design residual bootstrap on a demo-sized grid (4 budgets x 6 sizes, 1% loss noise): its 95%
+    intervals of `a` hold the true exponent in 80-98% of 60 noise draws (measured 90%, mean width 0.13).
+    Too narrow (ignoring the noise) or too wide (resampling runs, which drops the runs that pin a minimum)
+    both fail."""
+    truth = allocation(HOFFMANN)["a"]
+    covered, widths = 0, []
+    for seed in range(60):
+        runs = isoflop_runs(budgets=(1e18, 3e18, 1e19, 3e19), runs_per_budget=6, noise=0.01, seed=seed)
+        lo, hi = fit("isoflop", _points(runs), bootstrap=300, seed=seed).ci["a"]
+        covered += lo <= truth <= hi
+        widths.append(hi - lo)
+    assert 0.8 <= covered / 60 <= 0.98
+    assert np.mean(widths) < 0.2

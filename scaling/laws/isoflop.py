@@ -6,15 +6,20 @@ N_opt ∝ C^a and D_opt ∝ C^b by least squares in log-log space. A budget with
 or whose parabola opens downwards or has its vertex outside the sizes tried, says nothing reliable
 about the optimum and is left out with a warning that names it.
 
-Everything is closed-form weighted least squares in numpy: the bootstrap (runs resampled within
-each budget) solves all replicates' 3x3 normal equations at once.
+Everything is closed-form least squares in numpy; the bootstrap solves all replicates' 3x3 normal
+equations at once. It is a fixed-design residual bootstrap: the sizes of an isoFLOP grid are chosen,
+not sampled, so each replicate keeps them and adds resampled residuals (each budget its own, scaled
+for the 3 parameters each parabola spends) to each budget's fitted parabola. Resampling runs instead
+(pairs) drops the few runs that pin a minimum: on the CPU demo's design (4 budgets x 5-6 sizes, loss
+noise 0.033 nats) its 95% intervals of `a` covered the truth 99% of the time at twice the width; the
+residual bootstrap covered 92% (89% when the true profile is asymmetric, which a parabola misfits).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from scaling.errors import UserError
-from scaling.laws.bootstrap import check_replicates, percentile_intervals, stratified_weights
+from scaling.laws.bootstrap import check_replicates, percentile_intervals
 from scaling.laws.results import FitResult
 from scaling.laws.sources import Points
 
@@ -22,10 +27,11 @@ MIN_RUNS = 3
 
 
 def _parabolas(u: np.ndarray, loss: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted least-squares (c2, c1, c0) of loss = c2 u² + c1 u + c0, for each row of weights (K, n)."""
+    """Weighted least-squares (c2, c1, c0) of loss = c2 u² + c1 u + c0, for each row of weights (K, n);
+    `loss` is one curve (n,) or one per row (K, n)."""
     X = np.stack([u**2, u, np.ones_like(u)], axis=1)
     lhs = np.einsum("kn,ni,nj->kij", weights, X, X)
-    rhs = np.einsum("kn,ni,n->ki", weights, X, loss)
+    rhs = np.einsum("kn,ni,kn->ki", weights, X, np.broadcast_to(loss, weights.shape))
     singular = np.abs(np.linalg.det(lhs)) < 1e-300
     lhs[singular] = np.eye(3)
     coef = np.linalg.solve(lhs, rhs[..., None])[..., 0]
@@ -124,26 +130,42 @@ def fit_isoflop(pts: Points, bootstrap: int = 0, holdout_largest: bool = False, 
 
 
 def _bootstrap(pts: Points, budgets: list[float], n_replicates: int, seed: int) -> dict[str, np.ndarray]:
-    """Resample runs within each usable budget; refit parabolas and both power laws per replicate.
-    A replicate in which fewer than two budgets keep an interior minimum is dropped."""
-    in_kept = np.isin(pts.budget, budgets)
-    sub = pts.subset(in_kept)
-    weights = stratified_weights(sub.budget, n_replicates, seed)
+    """Fixed-design residual bootstrap (see the module docstring): per replicate, every usable budget's
+    parabolas (in log N and in log D) plus resampled residuals give new losses; refit vertices, then both
+    power laws. A replicate in which fewer than two budgets keep an interior minimum is dropped."""
+    sub = pts.subset(np.isin(pts.budget, budgets))
+    rng = np.random.default_rng(seed)
     log_c = np.log10(budgets)
-    n_opt = np.full((n_replicates, len(budgets)), np.nan)
-    d_opt = np.full_like(n_opt, np.nan)
-    for j, budget in enumerate(budgets):
-        members = sub.budget == budget
-        w = weights[:, members]
-        for target, values in ((n_opt, sub.N), (d_opt, sub.D)):
+    optima = {}
+    for name, values in (("N", sub.N), ("D", sub.D)):
+        fitted, residuals = [], []
+        for budget in budgets:
+            members = sub.budget == budget
             u = np.log10(values[members])
-            target[:, j], _ = _vertex(_parabolas(u, sub.loss[members], w), u, w)
+            coef = _parabolas(u, sub.loss[members], np.ones((1, members.sum())))[0]
+            fitted.append((u, coef[0] * u**2 + coef[1] * u + coef[2]))
+            residuals.append(sub.loss[members] - fitted[-1][1])
+        # Each budget resamples its own residuals (its misfit is its own: the CPU demo's smallest budget
+        # misfits 4x more than the others), scaled for the 3 parameters its parabola spends; a budget with
+        # exactly 3 runs has none and borrows those of the others.
+        scaled = [r * np.sqrt(len(r) / (len(r) - 3)) if len(r) > 3 else None for r in residuals]
+        spare = [r for r in scaled if r is not None]
+        if not spare:
+            raise UserError(f"isoflop --bootstrap: every usable budget has exactly {MIN_RUNS} runs, so its parabola "
+                            f"fits them exactly and leaves no residual to resample; add runs to a budget")
+        scaled = [r if r is not None else np.concatenate(spare) for r in scaled]
+        vertices = np.full((n_replicates, len(budgets)), np.nan)
+        for j, (u, curve) in enumerate(fitted):
+            ones = np.ones((n_replicates, len(u)))
+            loss = curve + rng.choice(scaled[j], size=ones.shape)
+            vertices[:, j], _ = _vertex(_parabolas(u, loss, ones), u, ones)
+        optima[name] = vertices
     samples = {k: np.full(n_replicates, np.nan) for k in ("a", "b", "k_N", "k_D")}
     for i in range(n_replicates):
-        ok = np.isfinite(n_opt[i]) & np.isfinite(d_opt[i])
+        ok = np.isfinite(optima["N"][i]) & np.isfinite(optima["D"][i])
         if ok.sum() >= 2:
-            samples["a"][i], k_n, _ = _line(log_c[ok], n_opt[i, ok])
-            samples["b"][i], k_d, _ = _line(log_c[ok], d_opt[i, ok])
+            samples["a"][i], k_n, _ = _line(log_c[ok], optima["N"][i, ok])
+            samples["b"][i], k_d, _ = _line(log_c[ok], optima["D"][i, ok])
             samples["k_N"][i], samples["k_D"][i] = 10**k_n, 10**k_d
     return samples
 
