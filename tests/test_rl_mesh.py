@@ -12,6 +12,7 @@ from scaling.config.base import validate
 from scaling.config.rl import RLConfig
 from scaling.config.run import run_config_from_dict
 from scaling.errors import RunFailed
+from scaling.model.moe import RouterBias
 from scaling.rl.checkpoints import load_policy
 from scaling.rl.loop import run_rl
 from scaling.train import run_training
@@ -70,8 +71,8 @@ def test_rl_on_eight_devices_matches_one_device(bases, kind, tmp_path):
 
 
 def _router_biases(non_trainable) -> list:
-    return [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(non_trainable)
-            if any(getattr(k, "key", None) == "router_bias" for k in path)]
+    return [v.get_value() for v in jax.tree.leaves(non_trainable, is_leaf=lambda v: isinstance(v, RouterBias))
+            if isinstance(v, RouterBias)]
 
 
 def poisoned_copy(run_dir: Path, into: Path) -> Path:

@@ -14,7 +14,7 @@ from flax import nnx
 
 from scaling.config.model import ModelConfig
 from scaling.model.layers import attention, mlp, norm, rope_tables
-from scaling.model.moe import moe_mlp
+from scaling.model.moe import RouterBias, moe_mlp
 from scaling.parallel import constrain
 
 REMAT_POLICIES = {
@@ -24,24 +24,17 @@ REMAT_POLICIES = {
 }
 
 
-class RouterBias(nnx.Variable):
-    """Non-trainable per-expert selection bias (DeepSeek-V3 aux-loss-free balancing)."""
-
-
 class ParamGroup(nnx.Module):
-    """Named parameters that share a stacking prefix. `spec` maps name -> (shape, logical axes, init std)."""
+    """Named parameters that share a stacking prefix. `spec` maps name -> (shape, logical axes, init std or "ones")."""
 
     def __init__(self, prefix: tuple[int, ...], prefix_axes: tuple[str, ...], spec: dict, rngs: nnx.Rngs):
         for name, (shape, axes, std) in spec.items():
             full = prefix + tuple(shape)
             if std == "ones":
                 value = jnp.ones(full, jnp.float32)
-            elif std == "zeros":
-                value = jnp.zeros(full, jnp.float32)
             else:
                 value = std * jax.random.normal(rngs.params(), full, jnp.float32)
-            var_type = RouterBias if name == "router_bias" else nnx.Param
-            setattr(self, name, var_type(value, logical_axes=prefix_axes + tuple(axes)))
+            setattr(self, name, nnx.Param(value, logical_axes=prefix_axes + tuple(axes)))
 
     def arrays(self) -> dict:
         out = {}
@@ -90,10 +83,10 @@ class Decoder(nnx.Module):
             m = cfg.moe
             expert_spec = {name: ((m.n_experts,) + shape, ("expert",) + axes, s)
                            for name, (shape, axes, s) in _mlp_spec(cfg, m.d_expert, std, out_std).items()}
-            moe_spec = {"router": ((D, m.n_experts), ("embed", None), std)}
+            self.moe = ParamGroup((G,), ("layers",), {"router": ((D, m.n_experts), ("embed", None), std)}, rngs)
             if m.aux_free_bias:
-                moe_spec["router_bias"] = ((m.n_experts,), (None,), "zeros")
-            self.moe = ParamGroup((G,), ("layers",), moe_spec, rngs)
+                bias_GxX = jnp.zeros((G, m.n_experts), jnp.float32)
+                self.moe.router_bias = RouterBias(bias_GxX, logical_axes=("layers", None))
             self.moe.experts = ParamGroup((G,), ("layers",), expert_spec, rngs)
             if m.n_shared_experts:
                 shared = _mlp_spec(cfg, m.n_shared_experts * m.d_expert, std, out_std)
