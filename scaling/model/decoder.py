@@ -4,7 +4,8 @@ Layers are grouped in blocks of `k = moe.every` (k = 1 for dense models): each b
 sublayers, k-1 dense MLPs and one MoE MLP. Parameters of all blocks are stacked on a leading axis
 of size G = L / k and the block is applied with `jax.lax.scan`, so compile time does not grow with
 depth. Every parameter carries logical axis names (`logical_axes` metadata) that
-`scaling.parallel.LOGICAL_RULES` maps to mesh axes.
+`scaling.parallel.LOGICAL_RULES` maps to mesh axes, and norm scales and embedding tables carry
+`weight_decay=False`, which the optimizer reads (`train.optim.decay_mask`) instead of matching names.
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ class ParamGroup(nnx.Module):
                 value = jnp.ones(full, jnp.float32)
             else:
                 value = std * jax.random.normal(rngs.params(), full, jnp.float32)
-            setattr(self, name, nnx.Param(value, logical_axes=prefix_axes + tuple(axes)))
+            setattr(self, name, nnx.Param(value, logical_axes=prefix_axes + tuple(axes),
+                                          weight_decay="norm" not in axes))
 
     def arrays(self) -> dict:
         out = {}
@@ -61,10 +63,11 @@ class Decoder(nnx.Module):
         out_std = std / (2 * cfg.L) ** 0.5  # GPT-2: residual projections scaled by depth
         k = cfg.block_layers
         G = cfg.L // k
-        self.embed = nnx.Param(std * jax.random.normal(rngs.params(), (Vp, D)), logical_axes=("vocab", "embed"))
+        self.embed = nnx.Param(std * jax.random.normal(rngs.params(), (Vp, D)), logical_axes=("vocab", "embed"),
+                               weight_decay=False)
         if cfg.pos == "learned":
             self.pos_embed = nnx.Param(std * jax.random.normal(rngs.params(), (cfg.max_seq_len, D)),
-                                       logical_axes=(None, "embed"))
+                                       logical_axes=(None, "embed"), weight_decay=False)
         layer_spec = {
             "ln1": ((D,), ("norm",), "ones"),
             "wq": ((D, H, E), ("embed", "heads", "head_dim"), std),
@@ -91,7 +94,7 @@ class Decoder(nnx.Module):
             if m.n_shared_experts:
                 shared = _mlp_spec(cfg, m.n_shared_experts * m.d_expert, std, out_std)
                 self.moe.shared = ParamGroup((G,), ("layers",), shared, rngs)
-        self.final_norm = nnx.Param(jnp.ones((D,)), logical_axes=("norm",))
+        self.final_norm = nnx.Param(jnp.ones((D,)), logical_axes=("norm",), weight_decay=False)
         if not cfg.tie_embeddings:
             self.head = nnx.Param(std * jax.random.normal(rngs.params(), (D, Vp)), logical_axes=("embed", "vocab"))
         if cfg.param_dtype != "float32":  # stored (and updated by the optimizer) in param_dtype; drawn in float32
