@@ -72,7 +72,7 @@ def host_batch(batch: dict, sharding) -> dict:
 def evaluate(steps, state, eval_set, batch_sharding) -> tuple[float, float]:
     total, count = 0.0, 0.0
     for batch in eval_set:
-        nll, n = steps.eval_step(state["params"], state["rest"], host_batch(batch, batch_sharding))
+        nll, n = steps.eval_step(state["params"], state["non_trainable"], host_batch(batch, batch_sharding))
         total += float(nll)
         count += float(n)
     loss = total / count
