@@ -11,12 +11,20 @@ from pathlib import Path
 from typing import Any
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file next to `path`, then rename: `path` holds the old text or the new."""
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write to a temporary file next to `path`, then rename: `path` holds the old contents or the new.
+    The file is created with the usual permissions (0666 less the umask), readable like any other output."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: two writers never share one
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def first_difference(a: Any, b: Any, prefix: str = "") -> str:

@@ -133,8 +133,8 @@ def test_compare_puts_both_sweeps_on_one_axis_and_a_second_run_reads_the_cache(s
     pre, rl = sweeps
     out = tmp_path / "cmp"
     evaluated = []
-    real = collect_module.evaluate_model
-    monkeypatch.setattr(collect_module, "evaluate_model", lambda d, *a: evaluated.append(d) or real(d, *a))
+    real = collect_module.evaluate_on_rl_task
+    monkeypatch.setattr(collect_module, "evaluate_on_rl_task", lambda d, *a: evaluated.append(d) or real(d, *a))
     assert cli_main.main(["compare", str(pre), str(rl), "--out", str(out), "--bootstrap", "50"]) == 0
     assert len(evaluated) == 4  # every done pretraining run, once
     assert "accuracy per decade of pretraining compute" in capsys.readouterr().out
@@ -187,7 +187,7 @@ def test_compare_puts_both_sweeps_on_one_axis_and_a_second_run_reads_the_cache(s
         assert law["law"] in ("chinchilla", "power") and law["n_points"] == 4
 
     # Again: nothing is evaluated, and the same numbers come out.
-    monkeypatch.setattr(collect_module, "evaluate_model", lambda *a: pytest.fail("evaluated again"))
+    monkeypatch.setattr(collect_module, "evaluate_on_rl_task", lambda *a: pytest.fail("evaluated again"))
     assert cli_main.main(["compare", str(pre), str(rl), "--out", str(out), "--bootstrap", "50"]) == 0
     assert json.loads((out / "compare.json").read_text()) == result
     assert "0 evaluated now, 4 from" in (out / "report.md").read_text()

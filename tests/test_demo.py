@@ -70,7 +70,7 @@ def test_second_demo_reuses_every_run_and_evaluation(demo, monkeypatch):
         return rows, {p: p.read_bytes() for p in out.glob("*/runs/*/metrics.jsonl")}
 
     before = runs_and_logs()
-    monkeypatch.setattr(collect, "evaluate_model", no_evaluation)
+    monkeypatch.setattr(collect, "evaluate_on_rl_task", no_evaluation)
     lines: list[str] = []
     again = run_demo(out, sweeps, max_parallel=2, bootstrap=20, say=lines.append)
     assert again["summary"] == first["summary"]

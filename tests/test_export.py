@@ -44,7 +44,7 @@ def test_train_and_eval_steps_lower_for_gpu_and_tpu(model_fields):
         exported = export.export(steps.train_step, platforms=[platform])(state, batch, jnp.float32(1e-3))
         assert exported.platforms == (platform,)
         assert "stablehlo" in exported.mlir_module() and "callback" not in exported.mlir_module()
-        export.export(steps.eval_step, platforms=[platform])(state["params"], state["rest"], batch)
+        export.export(steps.eval_step, platforms=[platform])(state["params"], state["non_trainable"], batch)
 
 
 def test_the_sampler_lowers_for_gpu_and_tpu():

@@ -60,7 +60,7 @@ def test_loss_aggregations_by_hand():
 def test_reward_independent_of_the_output_gives_zero_policy_gradient():
     cfg = ModelConfig(D=32, L=1, H=2, F=64, V=64, max_seq_len=32, dtype="float32")
     model = build_model(cfg)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    graphdef, params, non_trainable = nnx.split(model, nnx.Param, ...)
     grpo = GRPOConfig(group_size=4)
     rng = np.random.default_rng(0)
     prompts, valid = rng.integers(0, 60, (8, 5)), np.ones((8, 5), bool)
@@ -70,7 +70,8 @@ def test_reward_independent_of_the_output_gives_zero_policy_gradient():
     batch["advantages"] = np.asarray(group_advantages(constant_reward, 4))
     tx = optax.sgd(1.0)
     fns = make_policy_fns(graphdef, tx, grpo, max_new=6, model_cfg=cfg)
-    state = {"params": params, "opt_state": tx.init(params), "rest": rest, "step": jnp.zeros((), jnp.int32)}
+    state = {"params": params, "opt_state": tx.init(params), "non_trainable": non_trainable,
+             "step": jnp.zeros((), jnp.int32)}
     new_state, metrics = fns.update(state, batch, 1.0)
     assert float(metrics["grad_norm"]) == 0.0
     # A reward that does depend on the output moves the policy.

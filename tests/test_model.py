@@ -7,7 +7,7 @@ from flax import nnx
 
 from scaling.config.model import MeshConfig, ModelConfig, MoEConfig
 from scaling.model import build_model, count_model, lm_objective
-from scaling.model.moe import capacity, dropless, route
+from scaling.model.moe import RouterBias, capacity, dropless, route, with_updated_router_biases
 from scaling.parallel import make_mesh
 
 DENSE = ModelConfig(D=32, L=2, H=4, KV=2, F=64, V=64, max_seq_len=16, qk_norm=True, dtype="float32")
@@ -122,6 +122,21 @@ def test_load_balancing_loss_is_minimal_for_uniform_routing():
         _, _, aux = route(skewed, x, cfg)
         assert float(aux["moe_lb_loss"]) > 1.01
         assert float(aux["expert_load"].sum()) == x.shape[0] * cfg.moe.top_k
+
+
+def test_aux_free_update_moves_only_the_router_bias_against_the_load():
+    """The bias is found by its Variable type: it sits outside the trainable parameters and every update
+    raises the bias of under-loaded experts and lowers that of over-loaded ones (DeepSeek-V3)."""
+    _, params, non_trainable = nnx.split(build_model(MOE_SIGMOID), nnx.Param, ...)
+    assert not jax.tree.leaves(nnx.state(params, RouterBias))
+    (bias,) = jax.tree.leaves(non_trainable, is_leaf=lambda v: isinstance(v, RouterBias))
+    G, X = bias.get_value().shape
+    load_GxX = jnp.tile(jnp.array([5.0, 1.0, 1.0, 1.0]), (G, 1))  # expert 0 over-loaded (mean 2)
+    after = with_updated_router_biases(MOE_SIGMOID, non_trainable, load_GxX)
+    (moved,) = jax.tree.leaves(after, is_leaf=lambda v: isinstance(v, RouterBias))
+    rate = MOE_SIGMOID.moe.bias_update_rate
+    np.testing.assert_allclose(np.asarray(moved.get_value()), np.tile([-rate, rate, rate, rate], (G, 1)))
+    assert with_updated_router_biases(MOE, non_trainable, load_GxX) is non_trainable  # no aux-free bias: no-op
 
 
 @pytest.mark.parametrize("cfg", [DENSE, MOE, MOE_SIGMOID,

@@ -13,6 +13,7 @@ from scaling.config.model import MeshConfig
 from scaling.config.rl import EvalSettings, RLConfig, SamplingConfig
 from scaling.config.run import run_config_from_dict
 from scaling.errors import RunFailed
+from scaling.model.moe import RouterBias
 from scaling.parallel import make_mesh
 from scaling.rl.checkpoints import load_policy
 from scaling.rl.evaluate import Evaluator, evaluate_policy
@@ -74,8 +75,8 @@ def test_rl_on_eight_devices_matches_one_device(bases, kind, tmp_path):
 
 
 def _router_biases(non_trainable) -> list:
-    return [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(non_trainable)
-            if any(getattr(k, "key", None) == "router_bias" for k in path)]
+    return [v.get_value() for v in jax.tree.leaves(non_trainable, is_leaf=lambda v: isinstance(v, RouterBias))
+            if isinstance(v, RouterBias)]
 
 
 def test_evaluation_samples_on_the_mesh_like_rollouts_and_matches_one_device(bases):

@@ -28,7 +28,8 @@ def test_the_train_step_lowered_on_8_devices_holds_the_activation_constraints(me
     batch = {k: jax.device_put(jnp.zeros((B, S), jnp.int32 if k != "mask" else jnp.float32), steps.batch_sharding)
              for k in ("inputs", "targets", "mask")}
     trained = steps.train_step.lower(state, batch, jnp.float32(1e-3)).as_text().count("sdy.sharding_constraint")
-    evaluated = steps.eval_step.lower(state["params"], state["rest"], batch).as_text().count("sdy.sharding_constraint")
+    lowered = steps.eval_step.lower(state["params"], state["non_trainable"], batch)
+    evaluated = lowered.as_text().count("sdy.sharding_constraint")
     # Forward: the embedding output, per layer the residual after attention and after the MLP, and the
     # logits at least (the query and MLP-hidden ones where their logical axes map to mesh axes); the
     # training step's backward pass carries more.

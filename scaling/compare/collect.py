@@ -123,7 +123,7 @@ def _checkpoint_step(run_dir: Path) -> int | None:
     return max(steps) if steps else None
 
 
-class _HeldOutOnce:
+class HeldOutOnce:
     """A task whose held-out problems are drawn once per size: drawing them (rejection against the
     training stream) costs more than evaluating a tiny model, and every model gets the same ones."""
 
@@ -139,13 +139,13 @@ class _HeldOutOnce:
         return self._drawn[n]
 
 
-def make_task(s: EvalSettings) -> _HeldOutOnce:
+def make_task(s: EvalSettings) -> HeldOutOnce:
     from scaling.rl.tasks import get_task
 
-    return _HeldOutOnce(get_task(s.task.name, **s.task.params))
+    return HeldOutOnce(get_task(s.task.name, **s.task.params))
 
 
-def evaluate_model(run_dir: Path, s: EvalSettings, task=None) -> dict[str, float]:
+def evaluate_on_rl_task(run_dir: Path, s: EvalSettings, task=None) -> dict[str, float]:
     """The RL loop's step-0 evaluation, applied to a pretrained model's newest checkpoint
     (`task`: the RL task, built from `s` when not given)."""
     from scaling.rl.evaluate import evaluate_policy, load_policy_for_task
@@ -289,7 +289,7 @@ def _pretrain_points(sweep, pre_dir, pre_rows, settings, out_dir: Path, reevalua
             started = time.time()
             task = task or make_task(settings)
             try:
-                metrics = evaluate_model(run_dir, settings, task)
+                metrics = evaluate_on_rl_task(run_dir, settings, task)
             except UserError as e:
                 raise UserError(f"PRETRAIN_SWEEP {sweep}: run {row['name']} cannot be evaluated on the RL task: "
                                 f"{e}") from None

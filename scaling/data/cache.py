@@ -38,18 +38,6 @@ def bucket_of(key: str, n_buckets: int) -> int:
     return int.from_bytes(digest, "little") % n_buckets
 
 
-def write_file_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def private_build_dir(final_dir: Path) -> Path:
     """A fresh directory next to `final_dir` to build an entry in before `publish_dir`."""
     final_dir.parent.mkdir(parents=True, exist_ok=True)

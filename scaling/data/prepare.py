@@ -26,10 +26,10 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 
-from scaling.data.cache import write_file_atomic
 from scaling.data.shards import FORMAT, FORMAT_VERSION, MANIFEST, SPLITS, TOKENIZER_FILE
 from scaling.data.sources import Document, SourceFile, is_eval_document, iter_text_blocks, read_documents, user_files
 from scaling.errors import UserError
+from scaling.files import first_difference, write_atomic
 
 # Tried in order when --eos is not given: GPT-2/NeoX/Pythia, Llama 3, Llama 2/Mistral/T5, Gemma, this lab's
 # own BPE, then BERT-style vocabularies, whose [SEP] ends a segment.
@@ -223,21 +223,9 @@ def _json_bytes(obj: Any) -> bytes:
     return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
 
 
-def _publish(path: Path, data: bytes) -> None:
-    """Atomic write, readable like the shards (the temp file it comes from is private to its owner)."""
-    write_file_atomic(path, data)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
-def _first_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
-    for key in new:
-        if old.get(key) != new[key]:
-            if key == "inputs":
-                return "inputs (files, sizes or modification times)"
-            return key
-    return "format"
+def _differing_field(old: dict[str, Any], new: dict[str, Any]) -> str:
+    field = first_difference(old, new)
+    return "inputs (files, sizes or modification times)" if field == "inputs" else field
 
 
 def _claim_out(out: Path, request: dict[str, Any], journal: _Journal) -> dict[str, Any] | None:
@@ -248,19 +236,19 @@ def _claim_out(out: Path, request: dict[str, Any], journal: _Journal) -> dict[st
         done = {k: manifest.get(k) for k in request}
         if done == request:
             return manifest
-        raise UserError(f"--out: {out} holds a different preparation ({_first_difference(done, request)} differs); "
+        raise UserError(f"--out: {out} holds a different preparation ({_differing_field(done, request)} differs); "
                         "choose another --out or remove it")
     started = journal.read(journal.request_path)
     if started is not None:
         if started != request:
             raise UserError(f"--out: {out} holds an unfinished preparation of something else "
-                            f"({_first_difference(started, request)} differs); choose another --out or remove it")
+                            f"({_differing_field(started, request)} differs); choose another --out or remove it")
         return None
     # (an empty work folder alone: a prepare killed before it wrote its request, which is safe to take over)
     if out.exists() and (not out.is_dir() or any(p.name != WORK_DIR for p in out.iterdir())):
         raise UserError(f"--out: {out} exists and is not an empty folder or a preparation")
     journal.work.mkdir(parents=True, exist_ok=True)
-    write_file_atomic(journal.request_path, _json_bytes(request))
+    write_atomic(journal.request_path, _json_bytes(request))
     return None
 
 
@@ -301,7 +289,7 @@ def prepare_shards(inputs: list[str], tokenizer: str | PreparedTokenizer, out: s
             for writer in writers.values():
                 writer.sync()
             state = {"done": index + 1, "splits": {s: w.state() for s, w in writers.items()}}
-            write_file_atomic(journal.progress_path, _json_bytes(state))
+            write_atomic(journal.progress_path, _json_bytes(state))
     finally:
         for writer in writers.values():
             writer.close()
@@ -309,8 +297,8 @@ def prepare_shards(inputs: list[str], tokenizer: str | PreparedTokenizer, out: s
     if sum(writers["train"].shards) == 0:
         raise UserError(f"FILES: the inputs hold no text (field {text_field!r} for jsonl/parquet)")
     manifest = {**request, "splits": {s: w.summary() for s, w in writers.items()}}
-    _publish(out_dir / TOKENIZER_FILE, prepared.blob)
-    _publish(out_dir / MANIFEST, _json_bytes(manifest))
+    write_atomic(out_dir / TOKENIZER_FILE, prepared.blob)
+    write_atomic(out_dir / MANIFEST, _json_bytes(manifest))
     shutil.rmtree(journal.work, ignore_errors=True)
     return manifest
 

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Protocol, runtime_checkabl
 import numpy as np
 
 from scaling.config.data import DataConfig
-from scaling.data.cache import resolve_cache_dir, stable_hash, write_file_atomic
+from scaling.data.cache import resolve_cache_dir, stable_hash
+from scaling.files import write_atomic
 
 if TYPE_CHECKING:
     import tokenizers as hf_tokenizers
@@ -93,7 +94,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int, path: Path) -> BpeTokenizer
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
-    write_file_atomic(path, tok.to_str().encode())
+    write_atomic(path, tok.to_str().encode())
     return BpeTokenizer(path)
 
 

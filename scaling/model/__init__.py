@@ -9,7 +9,7 @@ import importlib
 
 from scaling.model.accounting import ModelCounts, count_model
 
-_LAZY = {"abstract_model": "build", "build_model": "build", "Decoder": "decoder", "RouterBias": "decoder",
+_LAZY = {"abstract_model": "build", "build_model": "build", "Decoder": "decoder", "RouterBias": "moe",
          "lm_objective": "loss", "token_logprobs": "loss"}
 
 __all__ = ["Decoder", "RouterBias", "ModelCounts", "abstract_model", "build_model", "count_model",

@@ -4,7 +4,8 @@ Layers are grouped in blocks of `k = moe.every` (k = 1 for dense models): each b
 sublayers, k-1 dense MLPs and one MoE MLP. Parameters of all blocks are stacked on a leading axis
 of size G = L / k and the block is applied with `jax.lax.scan`, so compile time does not grow with
 depth. Every parameter carries logical axis names (`logical_axes` metadata) that
-`scaling.parallel.LOGICAL_RULES` maps to mesh axes.
+`scaling.parallel.LOGICAL_RULES` maps to mesh axes, and norm scales and embedding tables carry
+`weight_decay=False`, which the optimizer reads (`train.optim.decay_mask`) instead of matching names.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from flax import nnx
 
 from scaling.config.model import ModelConfig
 from scaling.model.layers import attention, mlp, norm, rope_tables
-from scaling.model.moe import moe_mlp
+from scaling.model.moe import RouterBias, moe_mlp
 from scaling.parallel import constrain
 
 REMAT_POLICIES = {
@@ -24,24 +25,18 @@ REMAT_POLICIES = {
 }
 
 
-class RouterBias(nnx.Variable):
-    """Non-trainable per-expert selection bias (DeepSeek-V3 aux-loss-free balancing)."""
-
-
 class ParamGroup(nnx.Module):
-    """Named parameters that share a stacking prefix. `spec` maps name -> (shape, logical axes, init std)."""
+    """Named parameters that share a stacking prefix. `spec` maps name -> (shape, logical axes, init std or "ones")."""
 
     def __init__(self, prefix: tuple[int, ...], prefix_axes: tuple[str, ...], spec: dict, rngs: nnx.Rngs):
         for name, (shape, axes, std) in spec.items():
             full = prefix + tuple(shape)
             if std == "ones":
                 value = jnp.ones(full, jnp.float32)
-            elif std == "zeros":
-                value = jnp.zeros(full, jnp.float32)
             else:
                 value = std * jax.random.normal(rngs.params(), full, jnp.float32)
-            var_type = RouterBias if name == "router_bias" else nnx.Param
-            setattr(self, name, var_type(value, logical_axes=prefix_axes + tuple(axes)))
+            setattr(self, name, nnx.Param(value, logical_axes=prefix_axes + tuple(axes),
+                                          weight_decay="norm" not in axes))
 
     def arrays(self) -> dict:
         out = {}
@@ -68,10 +63,11 @@ class Decoder(nnx.Module):
         out_std = std / (2 * cfg.L) ** 0.5  # GPT-2: residual projections scaled by depth
         k = cfg.block_layers
         G = cfg.L // k
-        self.embed = nnx.Param(std * jax.random.normal(rngs.params(), (Vp, D)), logical_axes=("vocab", "embed"))
+        self.embed = nnx.Param(std * jax.random.normal(rngs.params(), (Vp, D)), logical_axes=("vocab", "embed"),
+                               weight_decay=False)
         if cfg.pos == "learned":
             self.pos_embed = nnx.Param(std * jax.random.normal(rngs.params(), (cfg.max_seq_len, D)),
-                                       logical_axes=(None, "embed"))
+                                       logical_axes=(None, "embed"), weight_decay=False)
         layer_spec = {
             "ln1": ((D,), ("norm",), "ones"),
             "wq": ((D, H, E), ("embed", "heads", "head_dim"), std),
@@ -90,15 +86,15 @@ class Decoder(nnx.Module):
             m = cfg.moe
             expert_spec = {name: ((m.n_experts,) + shape, ("expert",) + axes, s)
                            for name, (shape, axes, s) in _mlp_spec(cfg, m.d_expert, std, out_std).items()}
-            moe_spec = {"router": ((D, m.n_experts), ("embed", None), std)}
+            self.moe = ParamGroup((G,), ("layers",), {"router": ((D, m.n_experts), ("embed", None), std)}, rngs)
             if m.aux_free_bias:
-                moe_spec["router_bias"] = ((m.n_experts,), (None,), "zeros")
-            self.moe = ParamGroup((G,), ("layers",), moe_spec, rngs)
+                bias_GxX = jnp.zeros((G, m.n_experts), jnp.float32)
+                self.moe.router_bias = RouterBias(bias_GxX, logical_axes=("layers", None))
             self.moe.experts = ParamGroup((G,), ("layers",), expert_spec, rngs)
             if m.n_shared_experts:
                 shared = _mlp_spec(cfg, m.n_shared_experts * m.d_expert, std, out_std)
                 self.moe.shared = ParamGroup((G,), ("layers",), shared, rngs)
-        self.final_norm = nnx.Param(jnp.ones((D,)), logical_axes=("norm",))
+        self.final_norm = nnx.Param(jnp.ones((D,)), logical_axes=("norm",), weight_decay=False)
         if not cfg.tie_embeddings:
             self.head = nnx.Param(std * jax.random.normal(rngs.params(), (D, Vp)), logical_axes=("embed", "vocab"))
         if cfg.param_dtype != "float32":  # stored (and updated by the optimizer) in param_dtype; drawn in float32

@@ -9,12 +9,18 @@ Shapes: N tokens, D width, X experts, k choices per token, F expert width, C cap
 """
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
+from flax import nnx
 
 from scaling.config.model import ModelConfig
 from scaling.model.accounting import expert_capacity
+
+
+class RouterBias(nnx.Variable):
+    """Non-trainable per-expert selection bias (DeepSeek-V3 aux-loss-free balancing). A Variable type of its
+    own, not an nnx.Param: the optimizer (which takes nnx.Param) never sees it, and the bias update below
+    finds it by this type, so renaming the attribute cannot silently stop the update."""
 
 
 def route(p: dict, x_NxD: jax.Array, cfg: ModelConfig):
@@ -133,9 +139,9 @@ def with_updated_router_biases(cfg: ModelConfig, non_trainable, load):
     if cfg.moe is None or not cfg.moe.aux_free_bias:
         return non_trainable
 
-    def update(path, x):
-        if any(getattr(k, "key", None) == "router_bias" for k in path):
-            return updated_router_bias(x, load, cfg.moe.bias_update_rate)
-        return x
+    def update(variable: nnx.Variable) -> nnx.Variable:
+        if isinstance(variable, RouterBias):
+            return variable.replace(updated_router_bias(variable.get_value(), load, cfg.moe.bias_update_rate))
+        return variable
 
-    return jax.tree_util.tree_map_with_path(update, non_trainable)
+    return jax.tree.map(update, non_trainable, is_leaf=lambda x: isinstance(x, nnx.Variable))

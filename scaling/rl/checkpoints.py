@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orbax.checkpoint as ocp
 import yaml
 from flax import nnx
 
@@ -68,18 +67,14 @@ def load_policy(run_dir: str | Path, mesh_cfg: MeshConfig | None = None, init_di
     mesh = make_mesh(mesh_cfg or MeshConfig(devices=1))
     graphdef, params, non_trainable = nnx.split(build_model(base.model, mesh, seed=base.train.seed), nnx.Param, ...)
     step = ckpt.steps()[-1]
-    # Only the policy is restored: the optimizer state beside it (whichever optimizer the run used) is
-    # left on disk. "rest" is the checkpoint's (train/step.py's) key for the non-trainable variables.
-    target = {"params": abstract_like(params), "rest": abstract_like(non_trainable)}
+    target = {"params": abstract_like(params), "non_trainable": abstract_like(non_trainable)}
     try:
         mismatch = ckpt.first_mismatch(step, target)
         if mismatch:  # refused from the metadata: a failed restore would spill hundreds of lines
             raise UserError(f"{run_dir}: its checkpoint at step {step} does not match the model of its config.yaml "
                             f"({mismatch})")
         with quiet_stderr_on_failure():
-            restored = ckpt.manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
-                item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-                partial_restore=True)))["state"]
+            restored = ckpt.restore_part(step, target)  # the policy alone, not the optimizer state
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 - Orbax raises many types; all mean "not this model's checkpoint"
@@ -87,7 +82,7 @@ def load_policy(run_dir: str | Path, mesh_cfg: MeshConfig | None = None, init_di
                         f"config.yaml ({_first_line(e)})") from None
     finally:
         ckpt.close()
-    return Policy(graphdef, restored["params"], restored["rest"], base.model, base, get_tokenizer(base.data),
+    return Policy(graphdef, restored["params"], restored["non_trainable"], base.model, base, get_tokenizer(base.data),
                   run_dir, step)
 
 

@@ -57,8 +57,7 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
     counts = count_model(init_cfg.model, grpo.max_prompt_tokens + cfg.sampling.max_new)
     total_steps = cfg.budget.steps if cfg.budget.steps is not None else _steps_upper_bound(cfg, counts)
     tx, schedule = make_optimizer(cfg.optimizer, total_steps)
-    # Pretraining's state construction: the same shardings, and its checkpoint layout ("rest" holds the
-    # non-trainable variables, e.g. the MoE router bias).
+    # Pretraining's state construction: the same shardings, and its checkpoint layout.
     _, state, shardings = init_train_state(nnx.merge(graphdef, policy0.params, policy0.non_trainable), tx, mesh)
     del policy0
     ref_params = jax.tree.map(jnp.copy, state["params"]) if grpo.kl_beta > 0 else None
@@ -84,8 +83,13 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
         record = {"step": step, "rl_flops": meta["flops"]["total"], "rl_flops_6n": meta["flops"]["total_6n"],
                   "flops_full": meta["flops"]["total"], "flops_6n": meta["flops"]["total_6n"],
                   "tokens": meta["tokens_generated"]}
+<<<<<<< HEAD
         record |= evaluate_policy(graphdef, (state["params"], state["rest"]), tokenizer, task, eval_problems,
                                   eval_settings, step, mesh)
+=======
+        policy_states = (state["params"], state["non_trainable"])
+        record |= evaluate_policy(graphdef, policy_states, tokenizer, task, eval_problems, eval_settings, step)
+>>>>>>> i19b
         meta["eval_history"].append(record)
         progress.note(f"step {step}: pass@1 {record['accuracy']:.3f} at {record['rl_flops']:.3g} RL FLOPs")
         return record
@@ -104,7 +108,7 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
             key = jax.random.fold_in(jax.random.key(cfg.seed), step)
             prompts = policy.place_batch({"tokens": toks, "valid": valid})  # rollouts split over the data axes
             with jax.set_mesh(mesh):
-                out, lengths, _ = generate(graphdef, (state["params"], state["rest"]), prompts["tokens"],
+                out, lengths, _ = generate(graphdef, (state["params"], state["non_trainable"]), prompts["tokens"],
                                            prompts["valid"], key, sampling=cfg.sampling, eos_id=tokenizer.eos_id,
                                            pad_id=tokenizer.pad_id)
             out, lengths = np.asarray(out), np.asarray(lengths)
@@ -117,9 +121,9 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
                 batch["mask"] = batch["mask"] * np.asarray(informative_groups(jnp.asarray(rewards), grpo.group_size))[:, None]
             batch = policy.place_batch(batch)
             if grpo.epochs > 1:
-                batch["old_logp"] = policy.logprobs(state["params"], state["rest"], batch)
+                batch["old_logp"] = policy.logprobs(state["params"], state["non_trainable"], batch)
             if grpo.kl_beta > 0:
-                batch["ref_logp"] = policy.logprobs(ref_params, state["rest"], batch)
+                batch["ref_logp"] = policy.logprobs(ref_params, state["non_trainable"], batch)
             lr = np.float32(schedule(step))
             for _ in range(grpo.epochs):
                 state, metrics = policy.update(state, batch, lr)

@@ -63,12 +63,15 @@ def make_policy_fns(graphdef, tx: optax.GradientTransformation, cfg: GRPOConfig,
         return loss + router_loss, ({"pg_loss": loss, **stats, **router_parts}, aux.get("expert_load"))
 
     def update(state: dict[str, Any], batch, lr):
-        (_, (stats, load)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"], state["rest"], batch)
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], scaled_updates(updates, lr))
-        rest = with_updated_router_biases(model_cfg, state["rest"], load)
+        params, non_trainable = state["params"], state["non_trainable"]
+        (_, (stats, load)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, non_trainable, batch)
+        updates, opt_state = tx.update(grads, state["opt_state"], params)
+        params = optax.apply_updates(params, scaled_updates(updates, lr))
+        non_trainable = with_updated_router_biases(model_cfg, non_trainable, load)
         metrics = {**stats, "grad_norm": optax.tree.norm(grads)}
-        return {**state, "params": params, "opt_state": opt_state, "rest": rest, "step": state["step"] + 1}, metrics
+        new_state = {**state, "params": params, "opt_state": opt_state, "non_trainable": non_trainable,
+                     "step": state["step"] + 1}
+        return new_state, metrics
 
     def logprobs(params, non_trainable, batch):
         return sequence_logprobs(graphdef, params, non_trainable, batch)[0]

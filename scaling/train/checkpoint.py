@@ -7,6 +7,10 @@ iterator, so this is everything an exact resume needs.
 
 Restoring walks back from the newest checkpoint: one that cannot be read (truncated by a crash,
 corrupted on disk) is skipped with a warning and the previous one is used.
+
+On disk the state's non-trainable variables sit under "rest", the name they had when the first
+checkpoints were written; the state in memory calls them "non_trainable". The name is translated here
+alone, so every checkpoint, old or new, keeps one layout and restores.
 """
 from __future__ import annotations
 
@@ -42,6 +46,17 @@ class _DropReadOnlyNotices(logging.Filter):
 
 logging.getLogger("absl").addFilter(_DropReadOnlyNotices())
 
+_NAMES_ON_DISK = {"non_trainable": "rest"}  # the state's top-level names, in memory -> on disk
+_NAMES_IN_MEMORY = {disk: memory for memory, disk in _NAMES_ON_DISK.items()}
+
+
+def _as_stored(state: dict) -> dict:
+    return {_NAMES_ON_DISK.get(k, k): v for k, v in state.items()}
+
+
+def _as_loaded(stored: dict) -> dict:
+    return {_NAMES_IN_MEMORY.get(k, k): v for k, v in stored.items()}
+
 
 class Checkpointer:
     def __init__(self, directory: str | Path, keep: int = 2, keep_steps: list[int] | None = None,
@@ -63,20 +78,28 @@ class Checkpointer:
         return sorted(self.manager.all_steps())
 
     def save(self, step: int, state: Any, data_iter: grain.DatasetIterator | None, meta: dict) -> None:
-        items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
+        items = {"state": ocp.args.StandardSave(_as_stored(state)), "meta": ocp.args.JsonSave(meta)}
         if data_iter is not None:
             items["data_iter"] = grain.checkpoint.CheckpointSave(data_iter)
         self.manager.save(step, args=ocp.args.Composite(**items))
 
     def restore(self, step: int, abstract_state: Any, data_iter: grain.DatasetIterator | None):
-        items = {"state": ocp.args.StandardRestore(abstract_state), "meta": ocp.args.JsonRestore()}
+        items = {"state": ocp.args.StandardRestore(_as_stored(abstract_state)), "meta": ocp.args.JsonRestore()}
         position = self._position_saved_by_other_processes(step, data_iter)
         if data_iter is not None and position is None:
             items["data_iter"] = grain.checkpoint.CheckpointRestore(data_iter)
         restored = self.manager.restore(step, args=ocp.args.Composite(**items))
         if position is not None:
             data_iter.set_state(position)
-        return restored["state"], restored["meta"]
+        return _as_loaded(restored["state"]), restored["meta"]
+
+    def restore_part(self, step: int, abstract_part: dict) -> dict:
+        """Some entries of the state alone (a policy's "params" and "non_trainable"): the rest of it, e.g. the
+        optimizer state of whichever optimizer the run used, is left on disk."""
+        target = _as_stored(abstract_part)
+        restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+            item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target), partial_restore=True)))
+        return _as_loaded(restored["state"])
 
     def _position_saved_by_other_processes(self, step: int, data_iter) -> dict | None:
         """A training iterator's position saved by a run over another number of processes, or None.
@@ -108,7 +131,7 @@ class Checkpointer:
         tree = getattr(getattr(stored, "item_metadata", stored), "tree", stored)
         shapes = {leaf.name: tuple(leaf.shape) for leaf in jax.tree.leaves(tree)
                   if hasattr(leaf, "name") and hasattr(leaf, "shape")}
-        for path, leaf in jax.tree_util.tree_leaves_with_path(abstract_state):
+        for path, leaf in jax.tree_util.tree_leaves_with_path(_as_stored(abstract_state)):
             name = ".".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
             if name in shapes and shapes[name] != tuple(leaf.shape):
                 return f"{name} is {shapes[name]} in the checkpoint but {tuple(leaf.shape)} for the config"

@@ -78,10 +78,11 @@ def host_batch(batch: dict, sharding) -> dict:
     return {k: jax.make_array_from_callback(v.shape, sharding, lambda index, v=v: v[index]) for k, v in batch.items()}
 
 
-def evaluate(steps, state, eval_set, batch_sharding) -> tuple[float, float]:
+def held_out_loss(steps, state, eval_set, batch_sharding) -> tuple[float, float]:
+    """Mean next-token loss (nats) over the held-out set, and the same in bits per byte."""
     total, count = 0.0, 0.0
     for batch in eval_set:
-        nll, n = steps.eval_step(state["params"], state["rest"], host_batch(batch, batch_sharding))
+        nll, n = steps.eval_step(state["params"], state["non_trainable"], host_batch(batch, batch_sharding))
         total += float(nll)
         count += float(n)
     loss = total / count
@@ -209,7 +210,7 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
                       "mfu": tokens_per_s * per_token_full / peak if peak else None}
             meta["loss"] = metrics["loss"]
             if at_eval:
-                eval_loss, eval_bpb = evaluate(steps, state, eval_set, steps.batch_sharding)
+                eval_loss, eval_bpb = held_out_loss(steps, state, eval_set, steps.batch_sharding)
                 record |= {"eval_loss": eval_loss, "eval_bpb": eval_bpb}
                 meta["eval_history"].append({k: record[k] for k in ("step", "tokens", "flops_6n", "flops_full")}
                                             | {"eval_loss": eval_loss, "eval_bpb": eval_bpb})

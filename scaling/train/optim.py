@@ -10,11 +10,9 @@ from typing import Callable
 
 import jax
 import optax
+from flax import nnx
 
 from scaling.config.run import OptimizerConfig
-
-# Parameters never decayed by default: norm scales and embedding tables (matched by name).
-NO_DECAY = {"ln1", "ln2", "q_norm", "k_norm", "final_norm", "embed", "pos_embed"}
 
 
 def warmup_steps(cfg: OptimizerConfig, total_steps: int) -> int:
@@ -50,13 +48,13 @@ def lr_schedule(cfg: OptimizerConfig, total_steps: int) -> Callable[[int], float
 
 
 def decay_mask(params, decay_norms_and_embeddings: bool):
-    def keep(path, _):
-        name = getattr(path[-1], "key", getattr(path[-1], "name", None))
-        if str(name) == "value" and len(path) > 1:  # nnx.Variable leaves end in a `.value` attribute
-            name = getattr(path[-2], "key", getattr(path[-2], "name", None))
-        return decay_norms_and_embeddings or str(name) not in NO_DECAY
+    """Which parameters AdamW decays: all of them, or all but those the model created with
+    `weight_decay=False` (norm scales and embedding tables, model/decoder.py)."""
+    def flag(variable):
+        decayed = decay_norms_and_embeddings or variable.get_metadata().get("weight_decay", True)
+        return jax.tree.map(lambda _: decayed, variable)  # the Variable's shape of tree, holding a bool
 
-    return jax.tree_util.tree_map_with_path(keep, params)
+    return jax.tree.map(flag, params, is_leaf=lambda x: isinstance(x, nnx.Variable))
 
 
 def make_optimizer(cfg: OptimizerConfig, total_steps: int) -> tuple[optax.GradientTransformation,

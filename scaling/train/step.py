@@ -1,8 +1,8 @@
 """The compiled training and eval steps: pure functions over split NNX state under one `jax.jit`.
 
 `nnx.jit` would walk the module graph in Python on every call; a sweep of many small models spends
-real time there. Instead the model is split once into (graphdef, params, rest) and the step closes over
-the graphdef. `rest` holds non-trainable variables (the MoE router bias), updated outside the optimizer.
+real time there. Instead the model is split once into (graphdef, params, non_trainable) and the step closes
+over the graphdef. `non_trainable` holds the other variables (the MoE router bias), updated outside the optimizer.
 Buffers are donated, and in/out shardings are stated explicitly so nothing is resharded between steps.
 """
 from __future__ import annotations
@@ -24,14 +24,15 @@ from scaling.parallel.mesh import BATCH_AXES, traced_on
 from scaling.runtime import cpu_compiler_options
 from scaling.train.optim import scaled_updates
 
-TrainState = dict[str, Any]  # {"params": nnx.State, "opt_state": optax state, "rest": nnx.State, "step": int32}
+# {"params": nnx.State, "opt_state": optax state, "non_trainable": nnx.State, "step": int32}
+TrainState = dict[str, Any]
 
 
 @dataclass
 class CompiledSteps:
     graphdef: Any
-    train_step: Callable  # (state, batch) -> (state, metrics)
-    eval_step: Callable  # (params, rest, batch) -> (sum_nll, n_tokens)
+    train_step: Callable  # (state, batch, lr) -> (state, metrics)
+    eval_step: Callable  # (params, non_trainable, batch) -> (sum_nll, n_tokens)
     state_shardings: Any
     batch_sharding: NamedSharding
 
@@ -54,18 +55,19 @@ def data_parallel_size(mesh: Mesh | None) -> int:
 
 def init_train_state(model: Decoder, tx: optax.GradientTransformation, mesh: Mesh | None):
     """Split the model and build the optimizer state with the same shardings as the parameters."""
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    graphdef, params, non_trainable = nnx.split(model, nnx.Param, ...)
     if mesh is None:
         opt_state = jax.jit(tx.init)(params)
         shardings = None
     else:
         p_sh = state_shardings(params, mesh)
-        r_sh = state_shardings(rest, mesh)
+        n_sh = state_shardings(non_trainable, mesh)
         with jax.set_mesh(mesh):
             opt_state = jax.jit(tx.init, in_shardings=(p_sh,))(params)
         o_sh = jax.tree.map(lambda x: x.sharding, opt_state)
-        shardings = {"params": p_sh, "opt_state": o_sh, "rest": r_sh, "step": NamedSharding(mesh, P())}
-    state = {"params": params, "opt_state": opt_state, "rest": rest, "step": jnp.zeros((), jnp.int32)}
+        shardings = {"params": p_sh, "opt_state": o_sh, "non_trainable": n_sh, "step": NamedSharding(mesh, P())}
+    state = {"params": params, "opt_state": opt_state, "non_trainable": non_trainable,
+             "step": jnp.zeros((), jnp.int32)}
     if mesh is not None:
         state["step"] = jax.device_put(state["step"], shardings["step"])
     return graphdef, state, shardings
@@ -74,8 +76,8 @@ def init_train_state(model: Decoder, tx: optax.GradientTransformation, mesh: Mes
 def compile_steps(cfg: ModelConfig, graphdef, shardings, tx: optax.GradientTransformation,
                   mesh: Mesh | None, grad_accum: int = 1) -> CompiledSteps:
     """`train_step(state, batch, lr)`: `tx` from `make_optimizer` (unit rate), the step's lr an argument."""
-    def objective(params, rest, batch):
-        model = nnx.merge(graphdef, params, rest)
+    def objective(params, non_trainable, batch):
+        model = nnx.merge(graphdef, params, non_trainable)
         logits, aux, _ = model(batch["inputs"])
         total, parts = lm_objective(cfg, logits, aux, batch["targets"], batch["mask"])
         return total, (parts, aux.get("expert_load"))
@@ -83,30 +85,31 @@ def compile_steps(cfg: ModelConfig, graphdef, shardings, tx: optax.GradientTrans
     grad_fn = jax.value_and_grad(objective, has_aux=True)
 
     def train_step(state: TrainState, batch, lr):
-        params, rest = state["params"], state["rest"]
+        params, non_trainable = state["params"], state["non_trainable"]
         if grad_accum == 1:
-            (_, (parts, load)), grads = grad_fn(params, rest, batch)
+            (_, (parts, load)), grads = grad_fn(params, non_trainable, batch)
         else:  # scan over microbatches, summing gradients and metrics
             micro = jax.tree.map(lambda x: x.reshape(grad_accum, x.shape[0] // grad_accum, *x.shape[1:]), batch)
-            shapes = jax.eval_shape(grad_fn, params, rest, jax.tree.map(lambda x: x[0], micro))
+            shapes = jax.eval_shape(grad_fn, params, non_trainable, jax.tree.map(lambda x: x[0], micro))
             zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), (shapes[0][1], shapes[1]))
 
             def accumulate(carry, mb):
-                (_, aux), g = grad_fn(params, rest, mb)
-                return jax.tree.map(jnp.add, carry, (aux, g)), None
+                (_, aux), mb_grads = grad_fn(params, non_trainable, mb)
+                return jax.tree.map(jnp.add, carry, (aux, mb_grads)), None
 
             ((parts, load), grads), _ = jax.lax.scan(accumulate, zeros, micro)
-            grads, parts = jax.tree.map(lambda g: g / grad_accum, (grads, parts))
+            grads, parts = jax.tree.map(lambda total: total / grad_accum, (grads, parts))
         grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state["opt_state"], params)
         params = optax.apply_updates(params, scaled_updates(updates, lr))
-        rest = with_updated_router_biases(cfg, rest, load)
+        non_trainable = with_updated_router_biases(cfg, non_trainable, load)
         metrics = {**parts, "loss": parts["ce"], "grad_norm": grad_norm, "lr": lr}
-        new_state = {"params": params, "opt_state": opt_state, "rest": rest, "step": state["step"] + 1}
+        new_state = {"params": params, "opt_state": opt_state, "non_trainable": non_trainable,
+                     "step": state["step"] + 1}
         return new_state, metrics
 
-    def eval_step(params, rest, batch):
-        model = nnx.merge(graphdef, params, rest)
+    def eval_step(params, non_trainable, batch):
+        model = nnx.merge(graphdef, params, non_trainable)
         logits, _, _ = model(batch["inputs"])
         logp, _ = token_logprobs(logits, batch["targets"])
         return -(logp * batch["mask"]).sum(), batch["mask"].sum()
@@ -122,7 +125,8 @@ def compile_steps(cfg: ModelConfig, graphdef, shardings, tx: optax.GradientTrans
         train_jit = jax.jit(traced_on(mesh, train_step), donate_argnums=0,
                             in_shardings=(shardings, batch_sh, replicated), out_shardings=(shardings, replicated),
                             compiler_options=options)
-        eval_jit = jax.jit(traced_on(mesh, eval_step), in_shardings=(shardings["params"], shardings["rest"], batch_sh),
+        eval_jit = jax.jit(traced_on(mesh, eval_step),
+                           in_shardings=(shardings["params"], shardings["non_trainable"], batch_sh),
                            out_shardings=replicated, compiler_options=options)
     return CompiledSteps(graphdef, train_jit, eval_jit, shardings, b_sh)
 

@@ -161,7 +161,7 @@ def _test_time(sweep: Path, rows: list[dict], settings: TestTimeSettings, out_di
             log(f"test-time: sampling {settings.k} per problem from {model['name']} ({i + 1}/{len(models)})")
             started = time.time()
             task = task or _task(settings)
-            curve = _evaluate(sweep, model, settings, task)
+            curve = _test_time_curve(sweep, model, settings, task)
             record = {"key": key, "run_id": model["run_id"], "step": step, "settings": settings.to_json(),
                       "curve": curve, "wall_s": round(time.time() - started, 3)}
             append_cache(cache_path, record)
@@ -172,13 +172,13 @@ def _test_time(sweep: Path, rows: list[dict], settings: TestTimeSettings, out_di
 
 def _task(settings: TestTimeSettings):
     """The task, its held-out problems drawn once for every model (drawing costs more than a tiny model)."""
-    from scaling.compare.collect import _HeldOutOnce
+    from scaling.compare.collect import HeldOutOnce
     from scaling.rl.tasks import get_task
 
-    return _HeldOutOnce(get_task(settings.task, **settings.task_params))
+    return HeldOutOnce(get_task(settings.task, **settings.task_params))
 
 
-def _evaluate(sweep: Path, model: dict, settings: TestTimeSettings, task) -> dict:
+def _test_time_curve(sweep: Path, model: dict, settings: TestTimeSettings, task) -> dict:
     import jax
 
     from scaling.model.accounting import count_model

@@ -40,11 +40,11 @@ def markdown(d: SplitData, a: SplitAnalysis, rates: list[ExchangeRate], figures:
               else f"Compute: column {d.points.labels['C']!r}, RL share: column {d.points.labels['x']!r}.  "),
              f"Intervals: 95% percentile bootstrap over runs within a budget, {a.bootstrap} replicates." if a.bootstrap
              else "No bootstrap intervals (bootstrap 0).", ""]
-    lines += _summary(a, rates) + _profiles(d, a) + _trend(a) + _test_time(d, rates)
+    lines += _summary_section(a, rates) + _profiles(d, a) + _trend(a) + _test_time(d, rates)
     return "\n".join(lines + warnings_and_figures(warnings, figures)) + "\n"
 
 
-def _summary(a: SplitAnalysis, rates: list[ExchangeRate]) -> list[str]:
+def _summary_section(a: SplitAnalysis, rates: list[ExchangeRate]) -> list[str]:
     lines = ["## Summary", ""]
     for b in a.budgets:
         tried = f"best share tried {b.best_measured[0]:g} (accuracy {b.best_measured[1]:.4g})"
