@@ -83,13 +83,8 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
         record = {"step": step, "rl_flops": meta["flops"]["total"], "rl_flops_6n": meta["flops"]["total_6n"],
                   "flops_full": meta["flops"]["total"], "flops_6n": meta["flops"]["total_6n"],
                   "tokens": meta["tokens_generated"]}
-<<<<<<< HEAD
-        record |= evaluate_policy(graphdef, (state["params"], state["rest"]), tokenizer, task, eval_problems,
-                                  eval_settings, step, mesh)
-=======
         policy_states = (state["params"], state["non_trainable"])
-        record |= evaluate_policy(graphdef, policy_states, tokenizer, task, eval_problems, eval_settings, step)
->>>>>>> i19b
+        record |= evaluate_policy(graphdef, policy_states, tokenizer, task, eval_problems, eval_settings, step, mesh)
         meta["eval_history"].append(record)
         progress.note(f"step {step}: pass@1 {record['accuracy']:.3f} at {record['rl_flops']:.3g} RL FLOPs")
         return record
