@@ -11,7 +11,9 @@ from scaling.model import build_model
 from scaling.model.accounting import count_model
 from scaling.rl.compute import step_flops
 from scaling.rl.evaluate import pass_at_k
-from scaling.rl.grpo import group_advantages, grpo_loss, informative_groups, k3_kl
+from scaling.config.identity import run_id
+from scaling.config.rl import RLConfig
+from scaling.rl.grpo import group_advantages, grpo_loss, informative_groups, k3_kl, weight_negatives
 from scaling.rl.policy import make_policy_fns, rollout_batch
 
 
@@ -23,6 +25,17 @@ def test_group_advantages_by_hand():
     dr = np.asarray(group_advantages(r, 4, "dr_grpo"))
     np.testing.assert_allclose(dr[:4], [0.5, -0.5, -0.5, 0.5])
     assert np.asarray(informative_groups(r, 4)).tolist() == [True] * 4 + [False] * 4
+
+
+def test_negative_weight_scales_only_below_average_completions_and_keeps_earlier_run_ids():
+    adv = group_advantages(jnp.array([1.0, 0.0, 0.0, 1.0]), 4, "grpo")
+    np.testing.assert_allclose(weight_negatives(adv, 0.25), [1.0, -0.25, -0.25, 1.0], rtol=1e-5)
+    np.testing.assert_allclose(weight_negatives(adv, 0.0), [1.0, 0.0, 0.0, 1.0], rtol=1e-5)
+    # RL runs made before the setting existed (no grpo.negative_weight in their config) keep their ids.
+    config = RLConfig(budget={"steps": 3}).model_dump(mode="json")
+    before = {**config, "grpo": {k: v for k, v in config["grpo"].items() if k != "negative_weight"}}
+    assert run_id(config) == run_id(before)
+    assert run_id({**config, "grpo": {**config["grpo"], "negative_weight": 0.0}}) != run_id(config)
 
 
 def test_clipping_and_kl_by_hand():

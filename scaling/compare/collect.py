@@ -20,6 +20,7 @@ from typing import Any, Callable
 import yaml
 
 from scaling.compare.analysis import CurvePoint, PretrainPoint, RLRun
+from scaling.config.data import MathConfig
 from scaling.config.rl import EvalSettings
 from scaling.errors import UserError
 
@@ -34,9 +35,19 @@ METRIC_NAMES = {"greedy": "greedy pass@1", "pass@1": "sampled pass@1"}
 def metric_label(metric: str, s: EvalSettings) -> str:
     """What the accuracy axes measure, for the report and the figures' axes."""
     if metric == "greedy":
-        return f"greedy pass@1, {s.eval.problems} held-out problems"
+        return f"greedy pass@1, {s.eval.problems} held-out problems{_tiers(s)}"
     return (f"sampled pass@1: mean of {s.eval.pass_k} samples at temperature {s.sampling.temperature:g}, "
-            f"{min(s.eval.pass_k_problems, s.eval.problems)} held-out problems")
+            f"{min(s.eval.pass_k_problems, s.eval.problems)} held-out problems{_tiers(s)}")
+
+
+def _tiers(s: EvalSettings) -> str:
+    """The arithmetic task scores an equal share of each step count (data/arithmetic.eval_problems): say so."""
+    if s.task.name != "arithmetic":
+        return ""
+    math = MathConfig(**{k: v for k, v in s.task.params.items() if k in MathConfig.model_fields})
+    if math.min_steps == math.max_steps:
+        return ""
+    return f" ({math.min_steps}- to {math.max_steps}-step problems in equal shares: the mean over tiers)"
 
 
 # Part of every cached evaluation's key: bump it when a task's held-out problem set changes, so that

@@ -25,6 +25,9 @@ OPERATIONAL: tuple[str, ...] = (
 # Implementation choices: hashed as one fixed value (the one every run had before the choice was offered, so
 # the ids of those runs are unchanged), recorded as set.
 IMPLEMENTATION: dict[str, Any] = {"model.attention": "xla"}
+# Settings added after runs existed, with the value that reproduces those runs: at that value they are left
+# out of the identity, so earlier runs keep their ids; any other value is hashed.
+ADDED_LATER: dict[str, Any] = {"grpo.negative_weight": 1.0}
 # Registries whose run ids follow this rule carry it as SQLite's user_version (0: hashed everything).
 ID_SCHEME = 1
 
@@ -48,6 +51,10 @@ def identity(config: dict) -> dict:
     for path in OPERATIONAL:
         node, leaf = _parent(kept, path)
         if node is not None:
+            node.pop(leaf, None)
+    for path, default in ADDED_LATER.items():
+        node, leaf = _parent(kept, path)
+        if node is not None and node.get(leaf, default) == default:
             node.pop(leaf, None)
     for path, hashed_as in IMPLEMENTATION.items():
         node, leaf = _parent(kept, path)

@@ -44,6 +44,9 @@ class GRPOConfig(StrictModel):
     kl_beta: float = Field(0.0, ge=0, description="k3 KL to a frozen reference; 0 (DAPO, Dr. GRPO) holds no reference")
     epochs: int = Field(1, ge=1, description="optimisation steps per batch of rollouts, against old log-probs")
     dynamic_sampling: bool = Field(False, description="DAPO: drop groups whose rewards are all equal")
+    # Rejection-sampling fine-tuning (RAFT, Dong et al. 2023; RAFT++, Xiong et al. 2025) is GRPO with the
+    # below-average completions' advantages set to 0: the baseline that isolates what negative samples add.
+    negative_weight: float = Field(1.0, ge=0, le=1, description="scale of negative advantages (1 = GRPO, 0 = RAFT)")
 
     @model_validator(mode="after")
     def _check(self):

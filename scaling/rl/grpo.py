@@ -21,6 +21,11 @@ def group_advantages(rewards_B: jax.Array, group_size: int, kind: str = "grpo", 
     return centred.reshape(-1)
 
 
+def weight_negatives(adv_B: jax.Array, weight: float) -> jax.Array:
+    """Scale the advantages of below-average completions by `weight` (GRPOConfig.negative_weight)."""
+    return jnp.where(adv_B < 0, weight * adv_B, adv_B)
+
+
 def informative_groups(rewards_B: jax.Array, group_size: int) -> jax.Array:
     """Per sequence: does its group have rewards that differ? (DAPO dynamic sampling keeps only those.)"""
     r_PxG = rewards_B.reshape(-1, group_size)

@@ -19,7 +19,7 @@ from scaling.parallel import make_mesh
 from scaling.rl.checkpoints import load_policy, load_policy_config
 from scaling.rl.compute import step_flops
 from scaling.rl.evaluate import EvalSettings, evaluate_policy
-from scaling.rl.grpo import group_advantages, informative_groups
+from scaling.rl.grpo import group_advantages, informative_groups, weight_negatives
 from scaling.rl.policy import make_policy_fns, rollout_batch
 from scaling.rl.tasks import get_task
 from scaling.rl.validate import check_task_fits_model, cut_off_answers_warning
@@ -111,7 +111,8 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
             repeated = [p for p in problems for _ in range(grpo.group_size)]
             rewards = np.array([task.reward(t, p) for t, p in zip(texts, repeated)], np.float32)
             batch = rollout_batch(toks, valid, out, lengths)
-            batch["advantages"] = np.asarray(group_advantages(jnp.asarray(rewards), grpo.group_size, grpo.advantage))
+            advantages = group_advantages(jnp.asarray(rewards), grpo.group_size, grpo.advantage)
+            batch["advantages"] = np.asarray(weight_negatives(advantages, grpo.negative_weight))
             if grpo.dynamic_sampling:
                 batch["mask"] = batch["mask"] * np.asarray(informative_groups(jnp.asarray(rewards), grpo.group_size))[:, None]
             batch = policy.place_batch(batch)
