@@ -14,25 +14,25 @@ def demo_plan():
     return expand(load_sweep(DEMO), DEMO)
 
 
-def test_demo_has_at_least_three_budgets_of_five_sizes_spanning_small_and_large_d_over_n():
+def test_demo_has_at_least_three_budgets_of_four_sizes_spanning_small_and_large_d_over_n():
     by_budget = defaultdict(list)
     for run in demo_plan().runs:
         by_budget[run.budget].append(run)
     assert len(by_budget) >= 3
     for budget, runs in by_budget.items():
-        assert len({r.model for r in runs}) >= 5, budget
+        assert len({r.model for r in runs}) >= 4, budget
         ratios = sorted(r.tokens / r.n for r in runs)
-        # The measured minima sit near D/N ~ 90-180: each budget needs sizes well on both sides.
-        assert ratios[0] < 10 and ratios[-1] > 300, (budget, ratios)
+        # The measured minima sit near D/N ~ 90-440: each budget needs sizes well on both sides (and none
+        # below D/N 5, the step-starved cliff no parabola follows: see the sweep file's header).
+        assert 5 <= ratios[0] < 15 and ratios[-1] > 300, (budget, ratios)
 
 
 def test_demo_runs_share_one_batch_and_held_out_set_and_get_enough_steps():
     runs = demo_plan().runs
     train = {(r.config.train.batch_size, r.config.train.seq_len, r.config.train.eval_batches) for r in runs}
     assert len(train) == 1  # eval windows = eval_batches x batch_size: the same held-out set for all
-    # The old demo gave its largest models 59-150 steps; now only the largest model of the smallest
-    # budget (D/N 2.6, far past that budget's minimum) is below 200.
-    assert min(r.steps for r in runs) >= 120 and sorted(r.steps for r in runs)[1] >= 240
+    # The old demo gave its largest models 59-150 steps; with D/N >= 5 every run takes at least 280.
+    assert min(r.steps for r in runs) >= 280
     for r in runs:
         assert r.config.model.tie_embeddings and r.config.model.dtype == "float32"
         assert 1e-3 <= r.config.optimizer.lr <= 2e-2
