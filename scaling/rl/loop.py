@@ -12,7 +12,7 @@ import numpy as np
 from flax import nnx
 
 from scaling.config.rl import RLConfig
-from scaling.errors import RunFailed, UserError
+from scaling.errors import UserError
 from scaling.data import get_tokenizer
 from scaling.model.accounting import count_model
 from scaling.parallel import make_mesh
@@ -25,6 +25,7 @@ from scaling.rl.tasks import get_task
 from scaling.rl.validate import check_task_fits_model, cut_off_answers_warning
 from scaling.runtime import enable_compilation_cache
 from scaling.sampling import decode_completions, generate, left_pad
+from scaling.train.cadence import Cadence, divergence, end_diverged
 from scaling.train.checkpoint import Checkpointer, abstract_like
 from scaling.train.metrics import MetricsLog, Progress, device_description
 from scaling.train.optim import make_optimizer
@@ -64,6 +65,7 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
     policy = make_policy_fns(graphdef, tx, grpo, cfg.sampling.max_new, init_cfg.model, mesh, shardings)
 
     ckpt = Checkpointer(run_dir / "checkpoints", keep=cfg.keep_checkpoints)
+    cadence = Cadence(total_steps, cfg.log_every, cfg.eval.every, cfg.checkpoint_every)
     init_flops = {"6n": init_summary.get("flops_6n"), "full": init_summary.get("flops_full")}
     meta = {"step": 0, "wall_s": 0.0, "flops": _zero_flops(), "tokens_generated": 0, "eval_history": []}
     found = ckpt.restore_latest(abstract_like(state), None)
@@ -127,24 +129,23 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
             meta["flops"] = {k: meta["flops"][k] + spent[k] for k in meta["flops"]}
             meta["tokens_generated"] += int(lengths.sum())
             done = step + 1
-            at_eval = done % cfg.eval.every == 0 or done == total_steps
-            at_ckpt = done % cfg.checkpoint_every == 0 or done == total_steps
-            if done % cfg.log_every == 0 or at_eval or at_ckpt:  # never checkpoint a state not checked finite
+            due = cadence.at(done)
+            if due:  # never checkpoint a state not checked finite
                 metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                if not (math.isfinite(metrics["pg_loss"]) and math.isfinite(metrics["grad_norm"])):
-                    diverged = f"pg_loss {metrics['pg_loss']:.4g} (grad norm {metrics['grad_norm']:.3g}) at step {done}"
+                diverged = divergence(metrics, "pg_loss", done)
+                if diverged is not None:
                     break
-            if done % cfg.log_every == 0 or at_eval:
+            if due.log or due.eval:
                 record = {"step": done, "rl_flops": meta["flops"]["total"], "rl_flops_6n": meta["flops"]["total_6n"],
                           **{f"flops_{k}": v for k, v in meta["flops"].items() if k not in ("total", "total_6n")},
                           "tokens_generated": meta["tokens_generated"], "reward": float(rewards.mean()),
                           "train_accuracy": float((rewards == 1.0).mean()), "response_len": float(lengths.mean()),
                           "lr": float(lr), **metrics}
-                if at_eval:
+                if due.eval:
                     record |= {k: v for k, v in record_eval(done).items() if k not in record}
                 log.write(record)
                 progress.update(done, f"reward {record['reward']:.3f}")
-            if at_ckpt:
+            if due.checkpoint:
                 meta = {**meta, "step": done, "wall_s": wall_before + time.time() - t_run}
                 ckpt.save(done, state, None, meta)
         if diverged is None and (not meta["eval_history"] or meta["eval_history"][-1]["step"] != done):
@@ -175,8 +176,7 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
     }
     if diverged is not None:
         summary["steps"] = done
-        write_summary(run_dir, summary | {"reason": diverged, "diverged_at": diverged})
-        raise RunFailed(f"{run_dir}: diverged: {diverged}; last good checkpoint kept")
+        end_diverged(run_dir, summary, diverged)
     write_summary(run_dir, summary)
     return summary
 

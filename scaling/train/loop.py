@@ -12,13 +12,14 @@ from jax.sharding import NamedSharding
 
 from scaling.config.run import RunConfig
 from scaling.data import build_eval_set, build_train_iterator, get_tokenizer
-from scaling.errors import RunFailed, UserError
+from scaling.errors import UserError
 from scaling.model import build_model
 from scaling.model.attention_impl import resolve_attention
 from scaling.parallel import is_primary, make_mesh, on_primary
 from scaling.parallel.distributed import check_batch_split, compiled_together
 from scaling.runtime import enable_compilation_cache
 from scaling.train.budget import Budget, plan_budget
+from scaling.train.cadence import Cadence, divergence, end_diverged
 from scaling.train.checkpoint import Checkpointer, abstract_like
 from scaling.train.memory import check_fits
 from scaling.train.metrics import MetricsLog, NoMetricsLog, Progress, device_description, device_peak_flops
@@ -164,6 +165,7 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
 
     keep_steps = [s for s in t.keep_steps if s < budget.steps]
     ckpt = Checkpointer(run_dir / "checkpoints", keep=t.keep_checkpoints, keep_steps=keep_steps)
+    cadence = Cadence(budget.steps, t.log_every, t.eval_every, t.checkpoint_every, keep=tuple(keep_steps))
     meta = {"step": 0, "wall_s": 0.0, "loss": None, "eval_history": []}
     restored = ckpt.restore_latest(abstract_like(state), train_iter)
     if restored is not None:
@@ -178,7 +180,7 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
     progress = Progress(budget.steps, start, enabled=t.progress and not quiet and primary, label=cfg.model.name)
     peak = device_peak_flops()
     per_token_full = budget.counts.train_flops_per_token_full
-    status, reason = "done", None
+    reason = None  # why the run diverged, if it did
     t_run, t_log, step_log = time.time(), time.time(), start
     wall_before = meta["wall_s"]
     if start == 0:
@@ -189,16 +191,12 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
             batch = global_batch(next(train_iter), steps.batch_sharding)
             state, metrics = steps.train_step(state, batch, np.float32(schedule(step)))
             done = step + 1
-            at_log = done % t.log_every == 0 or done == budget.steps
-            at_eval = done % t.eval_every == 0 or done == budget.steps
-            at_ckpt = done % t.checkpoint_every == 0 or done == budget.steps or done in keep_steps
-            if not (at_log or at_eval or at_ckpt):
+            due = cadence.at(done)
+            if not due:
                 continue
             metrics = {k: float(np.asarray(v)) for k, v in jax.device_get(metrics).items()}
-            if not math.isfinite(metrics["loss"]) or not math.isfinite(metrics["grad_norm"]) \
-                    or metrics["loss"] > t.diverge_loss:
-                status = "diverged"
-                reason = f"loss {metrics['loss']:.4g} (grad norm {metrics['grad_norm']:.3g}) at step {done}"
+            reason = divergence(metrics, "loss", done, limit=t.diverge_loss)
+            if reason is not None:
                 break
             now = time.time()
             tokens_per_s = (done - step_log) * t.batch_tokens / max(now - t_log, 1e-9)
@@ -209,7 +207,7 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
                       "tokens_per_s": tokens_per_s, "model_flops_per_s": tokens_per_s * per_token_full,
                       "mfu": tokens_per_s * per_token_full / peak if peak else None}
             meta["loss"] = metrics["loss"]
-            if at_eval:
+            if due.eval:
                 eval_loss, eval_bpb = held_out_loss(steps, state, eval_set, steps.batch_sharding)
                 record |= {"eval_loss": eval_loss, "eval_bpb": eval_bpb}
                 meta["eval_history"].append({k: record[k] for k in ("step", "tokens", "flops_6n", "flops_full")}
@@ -218,7 +216,7 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
                               f"({eval_bpb:.3f} bits/byte)  {tokens_per_s:,.0f} tok/s")
             log.write(record)
             progress.update(done, f"loss {metrics['loss']:.3f} {tokens_per_s:,.0f} tok/s")
-            if at_ckpt:
+            if due.checkpoint:
                 meta = {**meta, "step": done, "wall_s": wall_before + time.time() - t_run}
                 ckpt.save(done, state, train_iter, meta)
     finally:
@@ -227,11 +225,8 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
         progress.close()
 
     meta = {**meta, "wall_s": wall_before + time.time() - t_run}
-    if status == "diverged":
-        summary = summary_of(cfg, budget, "diverged", meta, reason=reason, diverged_at=reason)
-        if primary:
-            write_summary(run_dir, summary)
-        raise RunFailed(f"{run_dir}: diverged: {reason}; last good checkpoint kept")
+    if reason is not None:
+        end_diverged(run_dir, summary_of(cfg, budget, "diverged", meta), reason)
     summary = summary_of(cfg, budget, "done", meta)
     if primary:
         write_summary(run_dir, summary)
