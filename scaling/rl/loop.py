@@ -116,7 +116,8 @@ def run_rl(cfg: RLConfig, init_dir: str | Path, out_dir: str | Path, quiet: bool
             advantages = group_advantages(jnp.asarray(rewards), grpo.group_size, grpo.advantage)
             batch["advantages"] = np.asarray(weight_negatives(advantages, grpo.negative_weight))
             if grpo.dynamic_sampling:
-                batch["mask"] = batch["mask"] * np.asarray(informative_groups(jnp.asarray(rewards), grpo.group_size))[:, None]
+                informative = np.asarray(informative_groups(jnp.asarray(rewards), grpo.group_size))
+                batch["mask"] = batch["mask"] * informative[:, None]
             batch = policy.place_batch(batch)
             if grpo.epochs > 1:
                 batch["old_logp"] = policy.logprobs(state["params"], state["non_trainable"], batch)
