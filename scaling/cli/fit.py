@@ -43,7 +43,8 @@ def register(subparsers) -> None:
     p.add_argument("source", metavar="SOURCE", help="sweep directory or CSV file")
     add_column_options(p)
     p.add_argument("--bootstrap", type=int, default=0, metavar="K",
-                   help="resample points (runs within budgets for isoflop) K times; 95%% percentile intervals")
+                   help="K bootstrap replicates (isoflop: residuals about each budget's parabola; others: "
+                        "points); 95%% percentile intervals")
     p.add_argument("--holdout-largest", action="store_true",
                    help="also fit without the largest budget (or x) and report the error predicting it")
     p.add_argument("--method", default=None, metavar="M",

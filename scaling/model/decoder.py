@@ -163,7 +163,11 @@ class Decoder(nnx.Module):
         k = cfg.block_layers
         shape = (cfg.L // k, k, batch, max_len, cfg.n_kv_heads, cfg.d_head)
         dtype = dtype or jnp.dtype(cfg.dtype)
-        return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype), "index": jnp.zeros((), jnp.int32)}
+        # Sharded like the keys and values it holds (rows over the data axes, kv-heads over tensor): left to
+        # propagation, the decode loop's largest carry could be replicated on every device.
+        names = ("layers", "sublayers", "batch", "seq", "act_heads", "head_dim")
+        return {"k": constrain(jnp.zeros(shape, dtype), names), "v": constrain(jnp.zeros(shape, dtype), names),
+                "index": jnp.zeros((), jnp.int32)}
 
 
 def _block(cfg: ModelConfig, p: dict, x_BxSxD, sin_cos, kv_g, index, kv_valid_BxT):
