@@ -20,7 +20,6 @@ from typing import Any, Callable
 import yaml
 
 from scaling.compare.analysis import CurvePoint, PretrainPoint, RLRun
-from scaling.config.data import MathConfig
 from scaling.config.rl import EvalSettings
 from scaling.errors import UserError
 
@@ -41,13 +40,13 @@ def metric_label(metric: str, s: EvalSettings) -> str:
 
 
 def _tiers(s: EvalSettings) -> str:
-    """The arithmetic task scores an equal share of each step count (data/arithmetic.eval_problems): say so."""
-    if s.task.name != "arithmetic":
+    """How the arithmetic task's held-out score averages (an equal share of each step count): say so."""
+    if s.task.name != "arithmetic":  # building other tasks (reasoning-gym datasets) costs more than a label
         return ""
-    math = MathConfig(**{k: v for k, v in s.task.params.items() if k in MathConfig.model_fields})
-    if math.min_steps == math.max_steps:
-        return ""
-    return f" ({math.min_steps}- to {math.max_steps}-step problems in equal shares: the mean over tiers)"
+    from scaling.rl.tasks import get_task
+
+    note = get_task(s.task.name, **s.task.params).eval_set_note
+    return f" ({note})" if note else ""
 
 
 # Part of every cached evaluation's key: bump it when a task's held-out problem set changes, so that

@@ -22,6 +22,13 @@ class ArithmeticTask:
         self.math = math or MathConfig()
         self.format_reward = format_reward
 
+    @property
+    def eval_set_note(self) -> str:
+        """How an accuracy over `eval_problems` averages (for report labels): an equal share per step count."""
+        if self.math.min_steps == self.math.max_steps:
+            return ""
+        return f"{self.math.min_steps}- to {self.math.max_steps}-step problems in equal shares: the mean over tiers"
+
     def _problem(self, p: arithmetic.ArithmeticProblem, split: str, index: int) -> Problem:
         meta = {
             "split": split,
