@@ -36,7 +36,7 @@ def run(args) -> int:
     from scaling.model.attention_impl import available_attention, current_platform, describe_attention
 
     platform = current_platform()  # the kernel depends on where it runs: say which platform this is
-    attention = describe_attention(cfg, platform)
+    attention = describe_attention(cfg, platform, seq_len)
     rows = [
         ("parameters, total", c.n_params, "count as built (vocab padded to 128)"),
         ("  embedding", c.n_embedding, "token (+position) embedding and untied head"),
@@ -53,7 +53,7 @@ def run(args) -> int:
     if args.json:
         out = {"model": cfg.name, "seq_len": seq_len, **c.as_dict(),
                "attention": {"set": cfg.attention, "platform": platform, "note": attention,
-                             "chosen": available_attention(cfg, platform)}}
+                             "chosen": available_attention(cfg, platform, seq_len)}}
         if cfg.moe:
             out["moe"] = {"n_experts": cfg.moe.n_experts, "top_k": cfg.moe.top_k, "every": cfg.moe.every}
         print(json.dumps(out))

@@ -57,8 +57,9 @@ class ModelConfig(StrictModel):
     tie_embeddings: bool = False
     z_loss: float = Field(0.0, ge=0)
     init_std: float = Field(0.02, gt=0)
-    # "auto": cuDNN flash attention on NVIDIA GPUs where it takes the shapes, XLA elsewhere (model/attention_impl.py)
-    attention: Literal["auto", "xla", "dot_product", "cudnn"] = "auto"
+    # "auto": cuDNN flash attention on NVIDIA GPUs, Splash on TPUs, where they take the shapes; XLA elsewhere
+    # (model/attention_impl.py)
+    attention: Literal["auto", "xla", "dot_product", "cudnn", "splash"] = "auto"
     remat: Literal["none", "full", "dots", "dots_no_batch"] = "none"
     scan_layers: bool = True
     dtype: Literal["bfloat16", "float32"] = "bfloat16"

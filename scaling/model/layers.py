@@ -87,8 +87,12 @@ def attention(p: dict, x_BxSxD: jax.Array, sin_cos: tuple[jax.Array, jax.Array] 
         k_BxTxKxE, v_BxTxKxE, q_offset = k_BxSxKxE, v_BxSxKxE, 0
 
     # Fused kernels take plain causal attention only: decoding (cache) and padded rollouts (kv_valid) use XLA.
-    impl = resolve_attention(cfg) if cache is None and kv_valid_BxT is None else "xla"
-    if impl != "xla":
+    impl = resolve_attention(cfg, seq_len=S) if cache is None and kv_valid_BxT is None else "xla"
+    if impl == "splash":
+        from scaling.model.splash import splash_attention  # Pallas TPU: loaded only where it is picked
+
+        y_BxSxHxE = splash_attention(q_BxSxHxE, k_BxTxKxE, v_BxTxKxE)
+    elif impl != "xla":
         y_BxSxHxE = jax.nn.dot_product_attention(q_BxSxHxE, k_BxTxKxE, v_BxTxKxE, is_causal=True,
                                                  implementation="cudnn" if impl == "cudnn" else None)
     else:

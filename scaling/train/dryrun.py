@@ -20,7 +20,7 @@ def describe_run(cfg: RunConfig, out_dir: str | Path | None = None) -> list[str]
         f"budget: {budget.steps:,} steps of {t.batch_size} x {t.seq_len} tokens = {budget.tokens:.3g} tokens, "
         f"{budget.flops(t.flop_convention):.3g} FLOPs [{t.flop_convention}]",
         f"mesh: {mesh_shape} on {mesh.devices.size} {current_platform()} device(s)",
-        f"attention: {describe_attention(cfg.model)}",
+        f"attention: {describe_attention(cfg.model, seq_len=t.seq_len)}",
     ]
     if out_dir is not None:
         if check_run_dir(Path(out_dir), cfg):

@@ -49,7 +49,7 @@ def check_run(cfg: RunConfig):
         raise UserError(f"train.batch_size: {cfg.train.batch_size} sequences / grad_accum={cfg.train.grad_accum} "
                         f"is not divisible by the {dp}-way data-parallel mesh")
     check_batch_split(NamedSharding(mesh, batch_spec(mesh)), cfg.train.batch_size)
-    resolve_attention(cfg.model)  # a kernel this platform lacks is refused here, not halfway through tracing
+    resolve_attention(cfg.model, seq_len=cfg.train.seq_len)  # a kernel it lacks: refused here, not mid-trace
     return budget, mesh, tokenizer
 
 
@@ -134,7 +134,8 @@ def summary_of(cfg: RunConfig, budget: Budget, status: str, meta: dict, **extra)
         "eval_bpb": last_eval.get("eval_bpb"),
         "wall_s": meta["wall_s"],
         "device": device_description(),
-        "attention": resolve_attention(cfg.model),  # the kernel "auto" picked here (config.yaml says what was set)
+        # the kernel "auto" picked here (config.yaml says what was set)
+        "attention": resolve_attention(cfg.model, seq_len=cfg.train.seq_len),
         "eval_history": meta["eval_history"],
         **extra,
     }
