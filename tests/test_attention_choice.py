@@ -83,5 +83,5 @@ def test_the_attention_kernel_is_not_part_of_a_runs_identity():
     cfg = load_run_config(locate("tiny-math", "train"), [])
     assert cfg.model.attention == "auto"
     ids = {run_id_of(load_run_config(locate("tiny-math", "train"), [f"model.attention={a}"]))
-           for a in ("auto", "xla", "dot_product", "cudnn")}
+           for a in ("auto", "xla", "dot_product", "cudnn", "splash")}
     assert ids == {run_id_of(cfg)}

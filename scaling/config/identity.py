@@ -5,7 +5,7 @@ optimizer, budget, seed and numerics. Progress display, TensorBoard, logging and
 the data cache location and the mesh shape change no number a run produces (a different mesh only
 reorders float reductions), so turning on TensorBoard or resuming on another device count resumes the
 same run: the run directory's config.yaml then records the new settings. The attention kernel
-(model.attention: XLA einsums or cuDNN's fused kernel, "auto" picking per platform) is the same kind of
+(model.attention: XLA einsums, cuDNN's or Splash's fused kernel, "auto" picking per platform) is the same kind of
 setting: the same math, rounded differently, as on another platform.
 """
 from __future__ import annotations
