@@ -60,6 +60,8 @@ class LocalExecutor:
             self._pool.shutdown(wait=False, cancel_futures=True)
             terminate_all()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        for worker in self._workers:  # all are told first, so they exit together
+            worker.retire()
         for worker in self._workers:
             worker.close()
 
