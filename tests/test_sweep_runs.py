@@ -79,6 +79,18 @@ def test_each_slot_trains_its_runs_in_one_worker_process(local_sweep):
     assert len(headers) == 4 and len(workers) == 2, headers  # 4 runs, 2 slots: start-up paid twice, not 4 times
 
 
+def test_runs_of_one_model_go_to_the_worker_that_compiled_it(local_sweep):
+    _, out, _ = local_sweep
+    models_by_worker: dict[str, set[str]] = {}
+    for log in out.glob("logs/tiny*.log"):
+        for line in log.read_text().splitlines():
+            if line.startswith("=== "):
+                worker = line.split("(worker ")[1].split(")")[0]
+                models_by_worker.setdefault(worker, set()).add(line.split("--out runs/")[1].split("-")[0])
+    # Each slot compiled one model's steps and trained both its budgets; none compiled both models.
+    assert sorted(map(sorted, models_by_worker.values())) == [["tiny32"], ["tiny48"]], models_by_worker
+
+
 def test_resubmitting_a_finished_sweep_trains_nothing(local_sweep, capsys):
     sweep, out, _ = local_sweep
     before = {p: p.read_bytes() for p in out.glob("runs/*/metrics.jsonl")}

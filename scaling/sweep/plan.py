@@ -93,6 +93,16 @@ class PlannedRun:
         return f"runs/{self.name}"
 
     @property
+    def shape_key(self) -> str:
+        """Equal for runs that share a sweep worker's compiled programs (same kind, model, optimizer, mesh and
+        batch shape; other budgets, seeds or data reuse them), so the scheduler can hand them to one worker."""
+        config = self.config.model_dump(mode="json")
+        train = config.get("train") or {}
+        shape = {k: config.get(k) for k in ("model", "optimizer", "mesh")} | {
+            k: train.get(k) for k in ("batch_size", "seq_len", "grad_accum")}
+        return canonical_json({"kind": self.kind, **shape})
+
+    @property
     def trained_steps(self) -> int:
         """Steps this run itself trains (a forked branch starts at its fork step)."""
         return self.steps - (self.fork_step or 0)

@@ -39,6 +39,7 @@ class Worker:
             self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
         self.runs = 0
         self.retired = False
+        self.shapes: set[str] = set()  # RunTask.shape_key of the runs it ran: their steps are compiled there
 
     @property
     def pid(self) -> int:
