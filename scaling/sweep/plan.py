@@ -6,6 +6,7 @@ run is never trained twice under two names.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,7 +93,7 @@ class PlannedRun:
         """Relative to the sweep directory (runs are launched there), so a sweep dir can be moved."""
         return f"runs/{self.name}"
 
-    @property
+    @functools.cached_property
     def shape_key(self) -> str:
         """Equal for runs that share a sweep worker's compiled programs (same kind, model, optimizer, mesh and
         batch shape; other budgets, seeds or data reuse them), so the scheduler can hand them to one worker."""
