@@ -18,8 +18,8 @@ def run_all(runs: list[PlannedRun], statuses: dict[str, str], executor, registry
     needed = {r.depends_on for r in runs}
     waiting = sorted(runs, key=lambda r: (r.run_id not in needed, -r.flops_to_train))
     queued = {r.run_id for r in waiting}
-    # A persistent worker keeps the steps it compiled: of the ready runs, start first one whose shape an idle
-    # worker has compiled, then one no worker has (a fresh worker compiles it once), in that order of priority.
+    # A persistent worker keeps the steps it compiled: of the ready runs, start first the one whose shape an
+    # idle worker has compiled, then one no worker has (a fresh worker compiles it once), each in priority order.
     affinity = getattr(executor, "affinity", lambda shape_key: 0)
     in_flight: dict[object, PlannedRun] = {}
     interrupted = True  # until the loop ends normally
