@@ -1,25 +1,32 @@
 """Sweep overhead benchmark: a sweep's wall time against its runs' own training time.
 
-    python benchmarks/bench_sweep.py                 # the six-run sweep below, both ways, one JSON line each
-    python benchmarks/bench_sweep.py --write         # also records "## Sweep overhead" in BENCHMARKS.md
+    python benchmarks/bench_sweep.py                 # the six-run sweep below, both ways, 3 times, one JSON line each
+    python benchmarks/bench_sweep.py --write         # also records the medians in "## Sweep overhead" of BENCHMARKS.md
     python benchmarks/bench_sweep.py --sweep sweeps/demo-cpu-isoflop.yaml --max-parallel 2
 
 The default sweep is issue #14's yardstick: the CPU math recipe (configs/train/demo-math-cpu.yaml) with
 two models (D = 32 and 48) at 2e9, 4e9 and 8e9 FLOPs, `--max-parallel 2`. Each mode submits it to a new
 sweep directory: `process-per-run` starts a `scaling train` process per run (the old executor),
 `persistent` gives each slot one worker process that runs its runs in turn (the default). A first,
-untimed submit fills the compilation cache, so both timed modes start from the same warm cache.
+untimed submit fills the compilation cache, so both timed modes start from the same warm cache. The box is
+usually shared: the modes alternate (A/B back to back) `--repeat` times, and the table shows each mode's
+median attempt (by wall time) and the range of the 1-minute load average over its attempts.
 
 Reported per mode: `wall_s` of the whole `scaling sweep submit` command; `span_s` from the first run's
 start to the last run's end (the registry's timestamps: the submitter's own start-up left out);
 `train_s`, the sum of the runs' own wall times (summary.json: from their first step to the end) over
-the slots; and the ratios wall/train and span/train.
+the slots; `other_s_per_slot`, wall minus train: the seconds per slot that are not training (process
+start-up, imports, data and model set-up, compiling new shapes before the first step, hand-offs); and the
+ratios wall/train and span/train. A run's own time includes its first step, so a compile it saves shrinks
+train as much as wall: compare `other_s_per_slot` as well as the ratio.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
+import os
+import statistics
 import sqlite3
 import subprocess
 import sys
@@ -53,6 +60,7 @@ def submit(sweep: Path, out: Path, max_parallel: int, extra: list[str]) -> float
 
 
 def measure(sweep: Path, out: Path, max_parallel: int, mode: str) -> dict:
+    load = os.getloadavg()[0]
     wall = submit(sweep, out, max_parallel, MODES[mode])
     with sqlite3.connect(out / "registry.sqlite") as db:
         rows = db.execute("SELECT wall_s, started_at, finished_at FROM runs").fetchall()
@@ -60,14 +68,23 @@ def measure(sweep: Path, out: Path, max_parallel: int, mode: str) -> dict:
     stamp = datetime.datetime.fromisoformat  # whole seconds
     span = (max(stamp(r[2]) for r in rows) - min(stamp(r[1]) for r in rows)).total_seconds()
     return {"mode": mode, "runs": len(rows), "max_parallel": max_parallel, "wall_s": round(wall, 1),
-            "span_s": round(span, 1), "train_s_per_slot": round(train, 1), "wall_over_train": round(wall / train, 2),
-            "span_over_train": round(span / train, 2)}
+            "span_s": round(span, 1), "train_s_per_slot": round(train, 1), "other_s_per_slot": round(wall - train, 1),
+            "wall_over_train": round(wall / train, 2), "span_over_train": round(span / train, 2),
+            "load": round(max(load, os.getloadavg()[0]), 1)}
+
+
+def median_attempt(attempts: list[dict]) -> dict:
+    """The attempt of median wall time (the lower middle one of an even count), with its mode's load range."""
+    ranked = sorted(attempts, key=lambda r: r["wall_s"])
+    loads = [r["load"] for r in attempts]
+    return {**ranked[(len(ranked) - 1) // 2], "attempts": len(attempts), "load_range": f"{min(loads)}-{max(loads)}"}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sweep", help="a sweep file (default: the six-run sweep above)")
     ap.add_argument("--max-parallel", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3, help="timed attempts per mode, alternating modes (default 3)")
     ap.add_argument("--write", action="store_true", help="record the table in BENCHMARKS.md")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,19 +93,27 @@ def main() -> None:
         if not a.sweep:
             sweep.write_text(SIX_RUNS.format(base=ROOT / "configs/train/demo-math-cpu.yaml"))
         submit(sweep, tmp / "warm-up", a.max_parallel, [])
-        rows = []
-        for mode in MODES:
-            rows.append(measure(sweep, tmp / mode, a.max_parallel, mode))
-            print(json.dumps(rows[-1]), flush=True)
+        attempts: dict[str, list[dict]] = {mode: [] for mode in MODES}
+        for i in range(a.repeat):
+            for mode in MODES:
+                attempts[mode].append(measure(sweep, tmp / f"{mode}-{i}", a.max_parallel, mode))
+                print(json.dumps(attempts[mode][-1]), flush=True)
+        rows = [median_attempt(attempts[mode]) for mode in MODES]
+        for row in rows:
+            print(json.dumps({"median_of": row["attempts"], **row}), flush=True)
     if a.write:
         name = a.sweep or "six runs: demo-math-cpu recipe, D=32/48 x 2e9/4e9/8e9 FLOPs"
         lines = [f"{environment()}. Command: `python {' '.join(sys.argv)}`. Sweep: {name}. wall: the whole "
                  "`scaling sweep submit` command; span: first run's start to last run's end (registry); train: "
-                 "the runs' own wall times (first step to end) summed over the slots; compile cache warm.", "",
-                 "| executor mode | runs | slots | wall s | span s | train s per slot | wall / train | span / train |",
-                 "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                 "the runs' own wall times (first step to end) summed over the slots; other: wall - train; compile "
+                 f"cache warm. Median attempt (by wall) of {a.repeat} per mode, modes alternating; load: the "
+                 "1-minute load average over that mode's attempts.", "",
+                 "| executor mode | runs | slots | wall s | span s | train s per slot | other s per slot "
+                 "| wall / train | span / train | load |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {r['mode']} | {r['runs']} | {r['max_parallel']} | {r['wall_s']} | {r['span_s']} | "
-                  f"{r['train_s_per_slot']} | {r['wall_over_train']}x | {r['span_over_train']}x |" for r in rows]
+                  f"{r['train_s_per_slot']} | {r['other_s_per_slot']} | {r['wall_over_train']}x | "
+                  f"{r['span_over_train']}x | {r['load_range']} |" for r in rows]
         write_section("## Sweep overhead" + (f" ({Path(a.sweep).stem})" if a.sweep else ""), lines)
 
 

@@ -42,9 +42,10 @@ def one_device(monkeypatch):
 
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory):
-    """4 runs (2 sizes x 2 token counts), 2 at a time, on the local executor."""
+    """4 runs (2 sizes x 2 token counts), 2 at a time, on the local executor. The bigger model's two runs
+    are the two biggest (tiny48 at 384 tokens outweighs tiny32 at 512), as in a sweep of nearby budgets."""
     root = tmp_path_factory.mktemp("local")
-    sweep = write_sweep(root / "tiny.yaml", [256, 512])
+    sweep = write_sweep(root / "tiny.yaml", [384, 512])
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
     started = time.time()
     proc = subprocess.run([sys.executable, "-m", "scaling", "sweep", "submit", str(sweep), "--out", str(root / "out"),
@@ -77,6 +78,24 @@ def test_each_slot_trains_its_runs_in_one_worker_process(local_sweep):
                if line.startswith("=== ")]
     workers = {line.split("(worker ")[1].split(")")[0] for line in headers}
     assert len(headers) == 4 and len(workers) == 2, headers  # 4 runs, 2 slots: start-up paid twice, not 4 times
+
+
+def test_each_worker_starts_on_its_own_model_and_finishes_its_runs_before_another(local_sweep):
+    _, out, _ = local_sweep
+    runs_by_worker: dict[str, list[tuple[float, str]]] = {}
+    for log in out.glob("logs/tiny*.log"):
+        header = next(line for line in log.read_text().splitlines() if line.startswith("=== "))
+        worker = header.split("(worker ")[1].split(")")[0]
+        run_dir = out / "runs" / log.stem
+        first_step = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])["time"]
+        runs_by_worker.setdefault(worker, []).append((first_step, log.stem.split("-")[0]))
+    models = [[model for _, model in sorted(runs)] for runs in runs_by_worker.values()]
+    # Biggest first alone would start both workers on tiny48 (its runs are the two biggest), each compiling it;
+    # with shape affinity the second worker starts on the model the first one is not compiling...
+    assert len(models) == 2 and models[0][0] != models[1][0], models
+    # ...and a worker moves on to another model only once no run of its own is left to start.
+    for sequence in models:
+        assert sequence == sorted(sequence, key=sequence.index), models
 
 
 def test_resubmitting_a_finished_sweep_trains_nothing(local_sweep, capsys):

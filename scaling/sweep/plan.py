@@ -6,6 +6,7 @@ run is never trained twice under two names.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +92,16 @@ class PlannedRun:
     def run_dir(self) -> str:
         """Relative to the sweep directory (runs are launched there), so a sweep dir can be moved."""
         return f"runs/{self.name}"
+
+    @functools.cached_property
+    def shape_key(self) -> str:
+        """Equal for runs that share a sweep worker's compiled programs (same kind, model, optimizer, mesh and
+        batch shape; other budgets, seeds or data reuse them), so the scheduler can hand them to one worker."""
+        config = self.config.model_dump(mode="json")
+        train = config.get("train") or {}
+        shape = {k: config.get(k) for k in ("model", "optimizer", "mesh")} | {
+            k: train.get(k) for k in ("batch_size", "seq_len", "grad_accum")}
+        return canonical_json({"kind": self.kind, **shape})
 
     @property
     def trained_steps(self) -> int:

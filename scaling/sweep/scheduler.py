@@ -13,27 +13,37 @@ from scaling.sweep.registry import Registry
 def run_all(runs: list[PlannedRun], statuses: dict[str, str], executor, registry: Registry,
             make_task: Callable[[PlannedRun], RunTask], progress: Progress) -> dict[str, str]:
     """Run `runs` (the ones not already finished); `statuses` holds every run's current status and is
-    updated in place. Runs others wait for go first, then the biggest runs, so the slowest work starts earliest."""
+    updated in place. Runs others wait for go first, then the biggest runs, so the slowest work starts earliest;
+    among those, runs that can reuse an idle worker's compiled steps go before runs that cannot."""
     needed = {r.depends_on for r in runs}
     waiting = sorted(runs, key=lambda r: (r.run_id not in needed, -r.flops_to_train))
     queued = {r.run_id for r in waiting}
+    # A persistent worker keeps the steps it compiled: of the ready runs, start first the one whose shape an
+    # idle worker has compiled, then one no worker has (a fresh worker compiles it once), each in priority order.
+    affinity = getattr(executor, "affinity", lambda shape_key: 0)
     in_flight: dict[object, PlannedRun] = {}
     interrupted = True  # until the loop ends normally
     try:
         while waiting or in_flight:
-            for run in list(waiting):
-                if len(in_flight) >= executor.capacity:
+            while len(in_flight) < executor.capacity:
+                ready = []
+                for run in list(waiting):
+                    blocker = _blocked_by(run, statuses, queued)
+                    if blocker == "wait":
+                        continue
+                    if blocker:
+                        waiting.remove(run)
+                        queued.discard(run.run_id)
+                        registry.update(run.run_id, status="failed", error=blocker)
+                        statuses[run.run_id] = "failed"
+                        progress.finished(run, "failed", registry.run(run.run_id))
+                        continue
+                    ready.append(run)
+                if not ready:
                     break
-                blocker = _blocked_by(run, statuses, queued)
-                if blocker == "wait":
-                    continue
+                run = min(ready, key=lambda r: (r.run_id not in needed, affinity(r.shape_key)))  # first of equals
                 waiting.remove(run)
                 queued.discard(run.run_id)
-                if blocker:
-                    registry.update(run.run_id, status="failed", error=blocker)
-                    statuses[run.run_id] = "failed"
-                    progress.finished(run, "failed", registry.run(run.run_id))
-                    continue
                 in_flight[executor.submit(make_task(run))] = run
                 statuses[run.run_id] = "running"
                 progress.started(run)

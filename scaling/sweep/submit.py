@@ -109,5 +109,5 @@ def _task(sweep_dir: Path, run: PlannedRun) -> RunTask:
     # Each run is launched by its own kind's command: a split sweep holds pretrain and rlvr runs.
     return RunTask(run_id=run.run_id, name=run.name, command=get_kind(run.kind).command, sweep_dir=str(sweep_dir),
                    config_path=f"configs/{run.name}.yaml", run_dir=run.run_dir, log_path=f"logs/{run.name}.log",
-                   flop_convention=run.flop_convention)
+                   flop_convention=run.flop_convention, shape_key=run.shape_key)
 

@@ -45,6 +45,7 @@ class RunTask:
     log_path: str
     flop_convention: str
     env: dict[str, str] = field(default_factory=dict)
+    shape_key: str = ""  # runs with equal keys reuse one worker's compiled steps (PlannedRun.shape_key)
 
     @property
     def registry(self) -> Registry:
