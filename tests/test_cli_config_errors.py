@@ -1,4 +1,5 @@
 """Bad configs are refused before anything is built: exit code 2 and one line naming the field."""
+import json
 import subprocess
 import sys
 
@@ -52,3 +53,12 @@ def test_flops_cli_in_a_fresh_process_prints_a_table_and_bad_input_has_no_traceb
     bad = subprocess.run([sys.executable, "-m", "scaling", "flops", "configs/models/moe-2m.yaml", "--set", "moe.top_k=9"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "moe.top_k" in bad.stderr
+
+
+def test_flops_takes_a_bundled_run_recipes_name_like_train_does(capsys):
+    """`scaling train tiny-math` works, so `scaling flops tiny-math` must too: the recipe's model at its seq_len."""
+    assert main(["flops", "tiny-math", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"] == "dense-100k" and out["seq_len"] == 64
+    assert main(["flops", "dense-1m", "--json"]) == 0  # a ladder name still means the ladder's model
+    assert json.loads(capsys.readouterr().out)["model"] == "dense-1m"

@@ -8,7 +8,8 @@ def register(subparsers):
     p = subparsers.add_parser(
         "flops", help="parameter counts and FLOPs per token of a model config",
         description="Print total / embedding / non-embedding / active parameters and training FLOPs per token "
-        "under the 6N and full conventions. CONFIG is a model YAML, a ladder name (dense-1m) or a run YAML.")
+        "under the 6N and full conventions. CONFIG is a model YAML, a ladder name (dense-1m), a run YAML or a "
+        "bundled run recipe's name (tiny-math).")
     p.add_argument("config", metavar="CONFIG")
     p.add_argument("--seq-len", type=int, default=None, help="context length for attention FLOPs (default: model.max_seq_len, or train.seq_len of a run config)")
     p.add_argument("--tokens", type=float, default=None, help="also print total training FLOPs for this many tokens")
@@ -24,7 +25,7 @@ def run(args) -> int:
     from scaling.errors import UserError
     from scaling.model.accounting import count_model
 
-    config = str(locate(args.config, "model")) if args.config.endswith((".yaml", ".yml")) else args.config
+    config = _config_file(args.config, locate)
     cfg = load_model_config(config, args.set)
     seq_len = args.seq_len
     if seq_len is None and config.endswith((".yaml", ".yml")):
@@ -78,3 +79,14 @@ def run(args) -> int:
     Console(width=120).print(table)
     print(f"attention kernel (training, on this machine): {attention}")
     return 0
+
+
+def _config_file(arg: str, locate) -> str:
+    """What CONFIG names: a YAML (bundled paths work from any directory), a model of the ladder, else a bundled
+    run recipe as `scaling train` takes it (`tiny-math`); an unknown name is left for the ladder's error."""
+    if arg.endswith((".yaml", ".yml")):
+        return str(locate(arg, "model"))
+    if locate(arg, "model").is_file():
+        return arg
+    recipe = locate(arg, "train")
+    return str(recipe) if recipe.is_file() else arg
