@@ -98,6 +98,23 @@ def test_runs_of_one_shape_share_one_compiled_step_whatever_their_schedule():
     assert programs[0] == programs[1]
 
 
+def test_several_steps_per_call_train_the_same_run_as_one_step_per_call(tmp_path):
+    """Steps taken K to a call (a loop on the device; the CPU default) give the numbers of one step per call:
+    calls end wherever something is due (log every 7, evaluate and checkpoint at 20, the end at 30) and the last
+    call is short, so one program serves every chunk length."""
+    rows, summaries = {}, {}
+    for per_call in (1, 4):
+        cfg = tiny_config(tokens=16 * 64 * 30, log_every=7, eval_every=20, checkpoint_every=20, steps_per_call=per_call)
+        summaries[per_call] = run_training(run_config_from_dict(cfg), tmp_path / f"k{per_call}")
+        rows[per_call] = metrics(tmp_path / f"k{per_call}")
+    assert [r["step"] for r in rows[4]] == [r["step"] for r in rows[1]] == [7, 14, 20, 21, 28, 30]
+    for key in ("loss", "grad_norm", "lr"):
+        np.testing.assert_allclose([r[key] for r in rows[4]], [r[key] for r in rows[1]], rtol=1e-6)
+    assert summaries[4]["eval_loss"] == pytest.approx(summaries[1]["eval_loss"], rel=1e-6)
+    assert summaries[4]["step"] == 30 and sorted(p.name for p in (tmp_path / "k4" / "checkpoints").iterdir()
+                                                 if p.name.isdigit()) == ["20", "30"]
+
+
 def test_schedules_warm_up_then_hold_or_decay_to_the_final_rate():
     from scaling.config.run import OptimizerConfig
     from scaling.train.optim import lr_schedule

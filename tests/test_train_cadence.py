@@ -27,6 +27,16 @@ def test_a_step_with_nothing_due_is_false_and_any_due_kind_makes_it_true():
         sorted({7, 14, 21, 28, 35, 42, 49, 56, 63, 70, 77, 84, 91, 98, 50, 100, 30, 60, 90, 11})
 
 
+def test_a_multi_step_call_ends_at_the_next_due_step_or_after_its_most():
+    cadence = Cadence(total=30, log_every=7, eval_every=20, checkpoint_every=20, keep=(3,))
+    ends, done = [], 0
+    while done < cadence.total:
+        done += cadence.chunk(done, 4)
+        ends.append(done)
+    assert ends == [3, 7, 11, 14, 18, 20, 21, 25, 28, 30]  # every due step is a call's end: 3, 7, 14, 20, 21, 28, 30
+    assert cadence.chunk(28, 16) == 2 and cadence.chunk(5, 1) == 1
+
+
 def test_finite_loss_within_the_limit_is_no_divergence():
     assert divergence({"loss": 3.2, "grad_norm": 1.0}, "loss", 40, limit=20.0) is None
     assert divergence({"loss": 20.0, "grad_norm": 1e6}, "loss", 40, limit=20.0) is None

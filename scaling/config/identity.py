@@ -2,11 +2,11 @@
 
 A run's id (and the check that a run directory holds "the same run" on resume) covers the model, data,
 optimizer, budget, seed and numerics. Progress display, TensorBoard, logging and checkpoint cadence,
-the data cache location and the mesh shape change no number a run produces (a different mesh only
-reorders float reductions), so turning on TensorBoard or resuming on another device count resumes the
-same run: the run directory's config.yaml then records the new settings. The attention kernel
-(model.attention: XLA einsums, cuDNN's or Splash's fused kernel, "auto" picking per platform) is the same kind of
-setting: the same math, rounded differently, as on another platform.
+the data cache location, the mesh shape and the steps taken per compiled call change no number a run
+produces (a different mesh or program only reorders float reductions), so turning on TensorBoard or
+resuming on another device count resumes the same run: the run directory's config.yaml then records the new
+settings. The attention kernel (model.attention: XLA einsums, cuDNN's or Splash's fused kernel, "auto" picking
+per platform) is the same kind of setting: the same math, rounded differently, as on another platform.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Any
 OPERATIONAL: tuple[str, ...] = (
     "mesh", "data.cache_dir",
     "train.log_every", "train.checkpoint_every", "train.keep_checkpoints", "train.keep_steps",
-    "train.tensorboard", "train.wandb", "train.progress",
+    "train.tensorboard", "train.wandb", "train.progress", "train.steps_per_call",
     "log_every", "checkpoint_every", "keep_checkpoints", "tensorboard", "wandb", "progress",  # RL configs
 )
 # Implementation choices: hashed as one fixed value (the one every run had before the choice was offered, so

@@ -73,9 +73,16 @@ class TrainConfig(StrictModel):
     tensorboard: bool = True  # events in RUN_DIR/tensorboard (`tensorboard --logdir` a run or a sweep)
     wandb: WandbConfig | None = None  # the optional `wandb` extra: log to a W&B project
     progress: bool = True
+    # Steps taken per call of the compiled program (a loop on the device over stacked batches): for small models
+    # the host's work per step (fetching and sending the batch, dispatch) is a real part of the step. "auto":
+    # 16 on one CPU device (1.1-1.2x on the CPU demo shapes, BENCHMARKS.md), 1 elsewhere (unmeasured there).
+    # Logging, evaluation and checkpoints still fall on their steps: a call never runs past one.
+    steps_per_call: int | Literal["auto"] = Field("auto", description="steps per compiled call; 'auto' or >= 1")
 
     @model_validator(mode="after")
     def _check(self):
+        if self.steps_per_call != "auto" and self.steps_per_call < 1:
+            raise ValueError(f"steps_per_call={self.steps_per_call} must be 'auto' or at least 1")
         if (self.tokens is None) == (self.flops is None):
             raise ValueError("give exactly one of train.tokens or train.flops")
         if self.batch_size % self.grad_accum:

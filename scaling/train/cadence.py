@@ -39,6 +39,14 @@ class Cadence:
                    eval=last or done % self.eval_every == 0,
                    checkpoint=last or done % self.checkpoint_every == 0 or done in self.keep)
 
+    def chunk(self, done: int, most: int) -> int:
+        """How many steps to take next, at most `most`, after `done`: never past the next step something is due,
+        so a multi-step call ends exactly where the one-step loop would log, evaluate or checkpoint."""
+        n = 1
+        while n < most and done + n < self.total and not self.at(done + n):
+            n += 1
+        return n
+
 
 def divergence(metrics: dict, loss_key: str, step: int, limit: float | None = None) -> str | None:
     """Why the run counts as diverged at `step` (its loss or gradient norm is no longer finite, or the loss is

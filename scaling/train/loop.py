@@ -25,7 +25,8 @@ from scaling.train.memory import check_fits
 from scaling.train.metrics import MetricsLog, NoMetricsLog, Progress, device_description, device_peak_flops
 from scaling.train.optim import make_optimizer
 from scaling.train.rundir import claim_run_dir, holds_run_dir_locks, read_summary, write_summary
-from scaling.train.step import CompiledSteps, batch_spec, compile_steps, data_parallel_size, init_train_state
+from scaling.train.step import (CompiledSteps, batch_spec, compile_steps, data_parallel_size, init_train_state,
+                                 stacked_sharding)
 
 LN2 = math.log(2.0)
 
@@ -94,18 +95,46 @@ def held_out_loss(steps, state, eval_set, batch_sharding) -> tuple[float, float]
 # seeds, data) reuse the jitted steps instead of tracing and lowering them again (~1 s on CPU).
 _STEPS: dict[tuple, CompiledSteps] = {}
 _STEPS_KEPT = 8
+AUTO_STEPS_PER_CALL = 16
 
 
 def _compiled_steps(cfg: RunConfig, graphdef, shardings, tx, mesh) -> CompiledSteps:
     """The jitted train and eval steps for this run. Everything they close over (graphdef, shardings, the
     optimizer transformation, the objective) is fixed by the model and optimizer configs, the mesh and grad_accum;
     the learning-rate schedule is an argument of the step."""
-    key = (cfg.model.model_dump_json(), cfg.optimizer.model_dump_json(), mesh, cfg.train.grad_accum)
+    per_call = steps_per_call(cfg, mesh)
+    key = (cfg.model.model_dump_json(), cfg.optimizer.model_dump_json(), mesh, cfg.train.grad_accum, per_call)
     if key not in _STEPS:
         if len(_STEPS) >= _STEPS_KEPT:
             _STEPS.pop(next(iter(_STEPS)))
-        _STEPS[key] = compile_steps(cfg.model, graphdef, shardings, tx, mesh, cfg.train.grad_accum)
+        _STEPS[key] = compile_steps(cfg.model, graphdef, shardings, tx, mesh, cfg.train.grad_accum, per_call)
     return _STEPS[key]
+
+
+def steps_per_call(cfg: RunConfig, mesh) -> int:
+    """`train.steps_per_call`, with "auto" resolved: several steps per call on a single CPU device, where the
+    host's share of a small model's step is largest and the gain is measured; one step per call elsewhere."""
+    per_call = cfg.train.steps_per_call
+    if per_call != "auto":
+        return per_call
+    one_device = jax.process_count() == 1 and (mesh is None or mesh.size == 1)
+    return AUTO_STEPS_PER_CALL if one_device and jax.default_backend() == "cpu" else 1
+
+
+def take_steps(steps: CompiledSteps, state, train_iter, schedule, step: int, n: int):
+    """Steps step+1 .. step+n in one call when the program takes several; returns (state, last step's metrics).
+    The iterator advances exactly n batches (its checkpointed position stays exact); the program's other
+    K - n slots get copies of the last batch, which the loop on the device does not reach."""
+    if steps.train_steps is None:
+        batch = global_batch(next(train_iter), steps.batch_sharding)
+        return steps.train_step(state, batch, np.float32(schedule(step)))
+    local = [next(train_iter) for _ in range(n)]
+    local += [local[-1]] * (steps.steps_per_call - n)
+    stacked = {k: np.stack([b[k] for b in local]) for k in local[0]}
+    batches = global_batch(stacked, stacked_sharding(steps.batch_sharding))
+    lrs = np.zeros(steps.steps_per_call, np.float32)
+    lrs[:n] = [schedule(step + i) for i in range(n)]
+    return steps.train_steps(state, batches, lrs, np.int32(n))
 
 
 def summary_of(cfg: RunConfig, budget: Budget, status: str, meta: dict, **extra) -> dict:
@@ -162,7 +191,8 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
     del model
     steps = _compiled_steps(cfg, graphdef, shardings, tx, mesh)
     steps = dataclasses.replace(steps, train_step=compiled_together(steps.train_step, "train_step"),
-                                eval_step=compiled_together(steps.eval_step, "eval_step"))
+                                eval_step=compiled_together(steps.eval_step, "eval_step"),
+                                train_steps=steps.train_steps and compiled_together(steps.train_steps, "train_steps"))
 
     keep_steps = [s for s in t.keep_steps if s < budget.steps]
     ckpt = Checkpointer(run_dir / "checkpoints", keep=t.keep_checkpoints, keep_steps=keep_steps)
@@ -188,10 +218,11 @@ def run_training(cfg: RunConfig, out_dir: str | Path, quiet: bool = False) -> di
         progress.note(f"{cfg.model.name}: {budget.counts.n_params / 1e6:.2f}M params, {budget.steps} steps, "
                       f"{budget.tokens:.3g} tokens, {budget.flops(t.flop_convention):.3g} FLOPs [{t.flop_convention}]")
     try:
-        for step in range(start, budget.steps):
-            batch = global_batch(next(train_iter), steps.batch_sharding)
-            state, metrics = steps.train_step(state, batch, np.float32(schedule(step)))
-            done = step + 1
+        done = start
+        while done < budget.steps:
+            n = cadence.chunk(done, steps.steps_per_call)
+            state, metrics = take_steps(steps, state, train_iter, schedule, done, n)
+            done += n
             due = cadence.at(done)
             if not due:
                 continue

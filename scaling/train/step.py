@@ -35,6 +35,9 @@ class CompiledSteps:
     eval_step: Callable  # (params, non_trainable, batch) -> (sum_nll, n_tokens)
     state_shardings: Any
     batch_sharding: NamedSharding
+    # (state, batches, lrs, n) -> (state, metrics of the n-th step): the first n of K stacked batches in one call
+    train_steps: Callable | None = None
+    steps_per_call: int = 1
 
 
 def batch_spec(mesh: Mesh | None) -> P:
@@ -42,6 +45,13 @@ def batch_spec(mesh: Mesh | None) -> P:
         return P()
     axes = tuple(a for a in BATCH_AXES if mesh.shape[a] > 1)
     return P(axes or None, None)
+
+
+def stacked_sharding(batch_sharding: NamedSharding | None) -> NamedSharding | None:
+    """The sharding of K batches stacked on a new leading axis (one call of `train_steps`)."""
+    if batch_sharding is None:
+        return None
+    return NamedSharding(batch_sharding.mesh, P(None, *batch_sharding.spec))
 
 
 def data_parallel_size(mesh: Mesh | None) -> int:
@@ -74,8 +84,10 @@ def init_train_state(model: Decoder, tx: optax.GradientTransformation, mesh: Mes
 
 
 def compile_steps(cfg: ModelConfig, graphdef, shardings, tx: optax.GradientTransformation,
-                  mesh: Mesh | None, grad_accum: int = 1) -> CompiledSteps:
-    """`train_step(state, batch, lr)`: `tx` from `make_optimizer` (unit rate), the step's lr an argument."""
+                  mesh: Mesh | None, grad_accum: int = 1, steps_per_call: int = 1) -> CompiledSteps:
+    """`train_step(state, batch, lr)`: `tx` from `make_optimizer` (unit rate), the step's lr an argument.
+    With `steps_per_call` K > 1 also `train_steps(state, batches, lrs, n)`: batches and lrs stacked K deep
+    (leading axis), the first n (1 <= n <= K, a traced value: one program for every n) taken in turn."""
     def objective(params, non_trainable, batch):
         model = nnx.merge(graphdef, params, non_trainable)
         logits, aux, _ = model(batch["inputs"])
@@ -114,11 +126,26 @@ def compile_steps(cfg: ModelConfig, graphdef, shardings, tx: optax.GradientTrans
         logp, _ = token_logprobs(logits, batch["targets"])
         return -(logp * batch["mask"]).sum(), batch["mask"].sum()
 
+    def train_steps(state: TrainState, batches, lrs, n):
+        # A while loop whose trip count is an argument: every chunk length shares one compiled program, so a
+        # step gives the same numbers wherever it falls in a chunk (and a resumed run the same as an unbroken one).
+        first = jax.tree.map(lambda x: x[0], batches)
+        shapes = jax.eval_shape(train_step, state, first, lrs[0])[1]
+        metrics = jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), shapes)
+
+        def one(i, carry):
+            return train_step(carry[0], jax.tree.map(lambda x: x[i], batches), lrs[i])
+
+        return jax.lax.fori_loop(0, n, one, (state, metrics))
+
     b_sh = NamedSharding(mesh, batch_spec(mesh)) if mesh is not None else None
     options = cpu_compiler_options(mesh.size if mesh is not None else 1)
+    steps_jit = None
     if mesh is None:
         train_jit = jax.jit(train_step, donate_argnums=0, compiler_options=options)
         eval_jit = jax.jit(eval_step, compiler_options=options)
+        if steps_per_call > 1:
+            steps_jit = jax.jit(train_steps, donate_argnums=0, compiler_options=options)
     else:
         batch_sh = {"inputs": b_sh, "targets": b_sh, "mask": b_sh}
         replicated = NamedSharding(mesh, P())
@@ -128,5 +155,10 @@ def compile_steps(cfg: ModelConfig, graphdef, shardings, tx: optax.GradientTrans
         eval_jit = jax.jit(traced_on(mesh, eval_step),
                            in_shardings=(shardings["params"], shardings["non_trainable"], batch_sh),
                            out_shardings=replicated, compiler_options=options)
-    return CompiledSteps(graphdef, train_jit, eval_jit, shardings, b_sh)
+        if steps_per_call > 1:
+            stacked = stacked_sharding(b_sh)
+            steps_jit = jax.jit(traced_on(mesh, train_steps), donate_argnums=0,
+                                in_shardings=(shardings, {k: stacked for k in batch_sh}, replicated, replicated),
+                                out_shardings=(shardings, replicated), compiler_options=options)
+    return CompiledSteps(graphdef, train_jit, eval_jit, shardings, b_sh, steps_jit, steps_per_call)
 
