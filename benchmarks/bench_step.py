@@ -11,8 +11,11 @@ JAX; it is measured before and after the recipes, and the ratio uses the higher 
 `demo-math` (configs/train/demo-math-cpu.yaml), `math-3step` (configs/train/math-3step-cpu.yaml) and
 `isoflop` (one row per model of sweeps/demo-cpu-isoflop.yaml, as that sweep resolves it). Each step is
 the real compiled train step (AdamW) on random tokens, so the data pipeline is not measured; the time
-is the best of `--repeats` windows of `--steps` steps. FLOPs are the full convention of
-scaling.model.accounting (every matmul incl. attention and the output layer, causal half, backward = 2×).
+is the best of `--repeats` windows of `--steps` steps. Each recipe is then also trained by the trainer itself
+(`run_training`, `--trainer-tokens` tokens on the recipe's own data, steps per call as the trainer picks
+them): what a user's `scaling train` of the recipe reaches, the loop around the step included. FLOPs are the
+full convention of scaling.model.accounting (every matmul incl. attention and the output layer, causal half,
+backward = 2×).
 """
 from __future__ import annotations
 
@@ -69,26 +72,53 @@ def recipe_configs(names: list[str], overrides: list[str]) -> list[tuple[str, ob
     return out
 
 
-def bench(label: str, cfg, steps: int, repeats: int) -> dict:
+def bench(label: str, cfg, steps: int, repeats: int, trainer_tokens: int) -> dict:
     from scaling.model.accounting import count_model
     from scaling.train.throughput import measure_step
 
     timing = measure_step(cfg, steps, repeats)
     m = cfg.model
     flops_s = timing["tokens_per_s"] * count_model(m, cfg.train.seq_len).train_flops_per_token_full
-    return {"recipe": label, "D": m.D, "L": m.L, "F": m.F, "batch": cfg.train.batch_size, "seq": cfg.train.seq_len,
-            "dtype": m.dtype, "scan_layers": m.scan_layers, "step_ms": round(1e3 * timing["step_s"], 2),
-            "tokens_per_s": round(timing["tokens_per_s"]), "gflops_per_s": round(flops_s / 1e9, 2),
-            "compile_s": round(timing["compile_s"], 1)}
+    row = {"recipe": label, "D": m.D, "L": m.L, "F": m.F, "batch": cfg.train.batch_size, "seq": cfg.train.seq_len,
+           "dtype": m.dtype, "scan_layers": m.scan_layers, "step_ms": round(1e3 * timing["step_s"], 2),
+           "tokens_per_s": round(timing["tokens_per_s"]), "gflops_per_s": round(flops_s / 1e9, 2),
+           "compile_s": round(timing["compile_s"], 1)}
+    return row | trainer_rate(cfg, trainer_tokens) if trainer_tokens else row
+
+
+def trainer_rate(cfg, tokens: int) -> dict:
+    """The recipe trained by the trainer itself (`run_training`: data pipeline, steps per call, logging) for
+    `tokens` tokens, evaluated and checkpointed only at its end: the median of its log windows after the first
+    (which holds the compile), in tokens/s and model FLOP/s (full convention)."""
+    import statistics
+    import tempfile
+
+    from scaling.train import run_training
+    from scaling.train.loop import steps_per_call
+    from scaling.parallel import make_mesh
+
+    steps = max(tokens // cfg.train.batch_tokens, 40)
+    train = cfg.train.model_copy(update={"tokens": steps * cfg.train.batch_tokens, "flops": None, "progress": False,
+                                         "tensorboard": False, "log_every": max(steps // 20, 1),
+                                         "eval_every": 10**9, "checkpoint_every": 10**9, "eval_batches": 1})
+    run_cfg = cfg.model_copy(update={"train": train})
+    with tempfile.TemporaryDirectory() as out:
+        run_training(run_cfg, out, quiet=True)
+        windows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()][1:-1]
+    return {"trainer_tokens_per_s": round(statistics.median(w["tokens_per_s"] for w in windows)),
+            "trainer_gflops_per_s": round(statistics.median(w["model_flops_per_s"] for w in windows) / 1e9, 2),
+            "steps_per_call": steps_per_call(run_cfg, make_mesh(run_cfg.mesh))}
 
 
 def write_markdown(rows: list[dict], matmul: float, command: str, baseline: dict | None) -> None:
     lines = [f"{environment()}. Command: `{command}`. "
              f"f32 1024² matmul: {matmul:.0f} GFLOP/s. Model FLOP/s in the full convention (every matmul incl. "
-             "attention scores and the output layer, causal half, training = 3 × forward); random tokens, "
-             "no data pipeline.", "",
-             "| recipe | D×L | batch×seq | dtype | layers | step ms | tokens/s | GFLOP/s | % of matmul |",
-             "|---|---|---|---|---|---:|---:|---:|---:|"]
+             "attention scores and the output layer, causal half, training = 3 × forward). step: the compiled "
+             "train step alone, one per call, random tokens, no data pipeline. trainer: `run_training` on the "
+             "recipe's data, median of its log windows after the first (steps per call as the trainer picks them).",
+             "", "| recipe | D×L | batch×seq | dtype | layers | step ms | tokens/s | GFLOP/s | % of matmul | "
+             "trainer tokens/s | trainer GFLOP/s | trainer % of matmul | steps per call |",
+             "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     before = {r["recipe"]: r for r in baseline["rows"]} if baseline else {}
     if baseline:
         lines[-2] += " before: step ms | dtype, layers | % of matmul | speedup |"
@@ -99,6 +129,11 @@ def write_markdown(rows: list[dict], matmul: float, command: str, baseline: dict
         layers = "scanned" if r["scan_layers"] else "unrolled"
         line = (f"| {r['recipe']} | {r['D']}×{r['L']} | {r['batch']}×{r['seq']} | {r['dtype']} | {layers} | "
                 f"{r['step_ms']} | {r['tokens_per_s']:,} | {r['gflops_per_s']} | {r['pct_of_matmul']}% |")
+        if "trainer_gflops_per_s" in r:
+            line += (f" {r['trainer_tokens_per_s']:,} | {r['trainer_gflops_per_s']} | {r['trainer_pct_of_matmul']}% | "
+                     f"{r['steps_per_call']} |")
+        else:
+            line += " | | | |"
         if b := before.get(r["recipe"]):
             b_layers = "scanned" if b["scan_layers"] else "unrolled"
             line += (f" {b['step_ms']} | {b['dtype']}, {b_layers} | {b['pct_of_matmul']}% | "
@@ -116,6 +151,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed windows; the fastest counts")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override for every recipe, e.g. model.scan_layers=false")
+    ap.add_argument("--trainer-tokens", type=int, default=600_000,
+                    help="also train each recipe this many tokens with the trainer itself (0: skip)")
     ap.add_argument("--write", action="store_true", help="record the table in BENCHMARKS.md")
     ap.add_argument("--save", metavar="JSON", help="write the rows and the matmul rate to this file")
     ap.add_argument("--baseline", metavar="JSON", help="a --save file of another checkout: adds 'before' columns")
@@ -135,10 +172,12 @@ def main() -> None:
         sys.exit(2)
     before = matmul_gflops()
     print(json.dumps({"matmul_gflops_per_s": round(before, 1)}), flush=True)
-    rows = [bench(label, cfg, a.steps, a.repeats) for label, cfg in configs]
+    rows = [bench(label, cfg, a.steps, a.repeats, a.trainer_tokens) for label, cfg in configs]
     matmul = max(before, matmul_gflops())
     for r in rows:
         r["pct_of_matmul"] = round(100 * r["gflops_per_s"] / matmul, 1)
+        if "trainer_gflops_per_s" in r:
+            r["trainer_pct_of_matmul"] = round(100 * r["trainer_gflops_per_s"] / matmul, 1)
         print(json.dumps(r), flush=True)
     print(json.dumps({"matmul_gflops_per_s": round(matmul, 1), "load_average": os.getloadavg()[0]}), flush=True)
     if a.save:
