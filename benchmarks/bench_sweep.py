@@ -3,10 +3,12 @@
     python benchmarks/bench_sweep.py                 # the six-run sweep below, both ways, 3 times, one JSON line each
     python benchmarks/bench_sweep.py --write         # also records the medians in "## Sweep overhead" of BENCHMARKS.md
     python benchmarks/bench_sweep.py --sweep sweeps/demo-cpu-isoflop.yaml --max-parallel 2
+    python benchmarks/bench_sweep.py --budgets 2e10 4e10 8e10 --write   # the same six runs, 10x longer
 
 The default sweep is issue #14's yardstick: the CPU math recipe (configs/train/demo-math-cpu.yaml) with
 two models (D = 32 and 48) at 2e9, 4e9 and 8e9 FLOPs, `--max-parallel 2`. Each mode submits it to a new
-sweep directory: `process-per-run` starts a `scaling train` process per run (the old executor),
+sweep directory (`--budgets` scales its runs: the overhead per slot is fixed, so the ratios fall as the
+runs' training grows): `process-per-run` starts a `scaling train` process per run (the old executor),
 `persistent` gives each slot one worker process that runs its runs in turn (the default). A first,
 untimed submit fills the compilation cache, so both timed modes start from the same warm cache. The box is
 usually shared: the modes alternate (A/B back to back) `--repeat` times, and the table shows each mode's
@@ -41,11 +43,12 @@ name: bench-six
 kind: pretrain
 design: grid
 base: {base}
-budgets: [2.0e9, 4.0e9, 8.0e9]
+budgets: [{budgets}]
 models:
   - {{name: math-27k, D: 32, L: 2, H: 2, F: 96, max_seq_len: 64, dtype: float32, scan_layers: false}}
   - {{name: math-56k, D: 48, L: 2, H: 2, F: 128, max_seq_len: 64, dtype: float32, scan_layers: false}}
 """
+DEFAULT_BUDGETS = [2e9, 4e9, 8e9]
 MODES = {"process-per-run": ["--process-per-run"], "persistent": []}
 
 
@@ -73,6 +76,12 @@ def measure(sweep: Path, out: Path, max_parallel: int, mode: str) -> dict:
             "load": round(max(load, os.getloadavg()[0]), 1)}
 
 
+def short_float(x: float) -> str:
+    """2e9 for 2000000000.0, as a sweep file would write it."""
+    mantissa, exponent = f"{x:e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
 def median_attempt(attempts: list[dict]) -> dict:
     """The attempt of median wall time (the lower middle one of an even count), with its mode's load range."""
     ranked = sorted(attempts, key=lambda r: r["wall_s"])
@@ -83,6 +92,8 @@ def median_attempt(attempts: list[dict]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sweep", help="a sweep file (default: the six-run sweep above)")
+    ap.add_argument("--budgets", type=float, nargs="+", default=DEFAULT_BUDGETS,
+                    help="FLOP budgets of the six-run sweep (default 2e9 4e9 8e9)")
     ap.add_argument("--max-parallel", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3, help="timed attempts per mode, alternating modes (default 3)")
     ap.add_argument("--write", action="store_true", help="record the table in BENCHMARKS.md")
@@ -91,7 +102,8 @@ def main() -> None:
         tmp = Path(tmp)
         sweep = Path(a.sweep).resolve() if a.sweep else tmp / "six.yaml"
         if not a.sweep:
-            sweep.write_text(SIX_RUNS.format(base=ROOT / "configs/train/demo-math-cpu.yaml"))
+            sweep.write_text(SIX_RUNS.format(base=ROOT / "configs/train/demo-math-cpu.yaml",
+                                             budgets=", ".join(f"{b:.1e}" for b in a.budgets)))
         submit(sweep, tmp / "warm-up", a.max_parallel, [])
         attempts: dict[str, list[dict]] = {mode: [] for mode in MODES}
         for i in range(a.repeat):
@@ -102,7 +114,8 @@ def main() -> None:
         for row in rows:
             print(json.dumps({"median_of": row["attempts"], **row}), flush=True)
     if a.write:
-        name = a.sweep or "six runs: demo-math-cpu recipe, D=32/48 x 2e9/4e9/8e9 FLOPs"
+        budgets = "/".join(short_float(b) for b in a.budgets)
+        name = a.sweep or f"six runs: demo-math-cpu recipe, D=32/48 x {budgets} FLOPs"
         lines = [f"{environment()}. Command: `python {' '.join(sys.argv)}`. Sweep: {name}. wall: the whole "
                  "`scaling sweep submit` command; span: first run's start to last run's end (registry); train: "
                  "the runs' own wall times (first step to end) summed over the slots; other: wall - train; compile "
@@ -114,7 +127,8 @@ def main() -> None:
         lines += [f"| {r['mode']} | {r['runs']} | {r['max_parallel']} | {r['wall_s']} | {r['span_s']} | "
                   f"{r['train_s_per_slot']} | {r['other_s_per_slot']} | {r['wall_over_train']}x | "
                   f"{r['span_over_train']}x | {r['load_range']} |" for r in rows]
-        write_section("## Sweep overhead" + (f" ({Path(a.sweep).stem})" if a.sweep else ""), lines)
+        variant = Path(a.sweep).stem if a.sweep else (None if a.budgets == DEFAULT_BUDGETS else f"budgets {budgets}")
+        write_section("## Sweep overhead" + (f" ({variant})" if variant else ""), lines)
 
 
 if __name__ == "__main__":
