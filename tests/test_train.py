@@ -200,12 +200,15 @@ def test_resume_with_tensorboard_off_and_another_mesh_is_the_same_run(straight, 
     assert b["eval_loss"] == pytest.approx(a["eval_loss"], rel=1e-3)
 
 
-@pytest.mark.parametrize("mesh", [{"fsdp": 8}, {"data": 2, "tensor": 2, "fsdp": 2}], ids=["fsdp8", "data2-tensor2-fsdp2"])
-def test_training_on_8_devices_gives_the_same_loss_curve_as_one(tmp_path, mesh):
+# The second mesh also takes 4 steps per call (2 at a time, as logs fall every 2 steps): batches stacked along a
+# leading axis keep the batch's sharding on the others.
+@pytest.mark.parametrize("mesh,per_call", [({"fsdp": 8}, "auto"), ({"data": 2, "tensor": 2, "fsdp": 2}, 4)],
+                         ids=["fsdp8", "data2-tensor2-fsdp2-4-per-call"])
+def test_training_on_8_devices_gives_the_same_loss_curve_as_one(tmp_path, mesh, per_call):
     base = tiny_config(tokens=16 * 64 * 20, log_every=2, eval_every=20, checkpoint_every=20)
     base["model"]["dtype"] = "float32"
     one = run_training(run_config_from_dict(base), tmp_path / "one")
-    sharded_cfg = {**base, "mesh": mesh}
+    sharded_cfg = {**base, "mesh": mesh, "train": {**base["train"], "steps_per_call": per_call}}
     eight = run_training(run_config_from_dict(sharded_cfg), tmp_path / "eight")
     la = [r["loss"] for r in metrics(tmp_path / "one")]
     lb = [r["loss"] for r in metrics(tmp_path / "eight")]

@@ -75,7 +75,7 @@ class TrainConfig(StrictModel):
     progress: bool = True
     # Steps taken per call of the compiled program (a loop on the device over stacked batches): for small models
     # the host's work per step (fetching and sending the batch, dispatch) is a real part of the step. "auto":
-    # 16 on one CPU device (1.1-1.2x on the CPU demo shapes, BENCHMARKS.md), 1 elsewhere (unmeasured there).
+    # 16 on one CPU device (1.05-1.4x on the CPU recipes, BENCHMARKS.md), 1 elsewhere (unmeasured there).
     # Logging, evaluation and checkpoints still fall on their steps: a call never runs past one.
     steps_per_call: int | Literal["auto"] = Field("auto", description="steps per compiled call; 'auto' or >= 1")
 
